@@ -1,0 +1,32 @@
+//! # bevygap_shared
+//!
+//! What every Bevygap process agrees on: the matchmaker (`bevygap_matchmaker`), game servers
+//! (`bevygap_server_plugin`) and game clients (`bevygap_client_plugin`).
+//!
+//! - [`names`]: NATS KV bucket names and keys, all prefixed by the app name and built in one place.
+//! - [`schema`]: the records that cross NATS KV (deployment leases, reservations, active connections),
+//!   JSON with a format version.
+//! - [`protocol`]: the client channel (a `bevy_simplenet` [`ChannelPack`](bevy_simplenet::ChannelPack))
+//!   and the seed-compatible JSON messages of `/matchmaker/ws`.
+//! - [`nats`]: connecting to NATS from args or env (TLS with a custom CA, user/password or a
+//!   credentials file), bucket creation and a watch that survives reconnects. The only I/O here.
+//!
+//! ```
+//! use bevygap_shared::names::AppNames;
+//!
+//! let names = AppNames::new("bevygap-spaceships").unwrap();
+//! assert_eq!(names.leases_bucket(), "bevygap-spaceships_leases");
+//! ```
+
+pub mod error;
+pub mod names;
+#[cfg(feature = "nats")]
+pub mod nats;
+pub mod protocol;
+pub mod schema;
+pub mod secret;
+pub mod time;
+
+#[cfg(feature = "nats")]
+pub use error::NatsError;
+pub use error::{NameError, ProtocolError, SchemaError};

