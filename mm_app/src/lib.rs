@@ -1,1 +1,27 @@
-//! stub
+//! # bevygap_matchmaker
+//!
+//! The Bevygap matchmaker is a headless Bevy app. Tickets (client requests), deployments (game
+//! servers), and reservations (issued connect tokens) are entities; systems place tickets on free
+//! seats, ask the fleet for servers, mint lightyear connect tokens, and scale empty servers down.
+//!
+//! - [`core_plugin`]: the lifecycle rules, with no I/O ([`MatchmakerCorePlugin`]).
+//! - [`fleet`]: where game servers come from (local processes, a static list).
+//!
+//! The core is driven by [`messages`]: intake endpoints and bridges write inbound messages, the
+//! core writes outbound effects. Headless tests use exactly that seam.
+
+pub mod core_plugin;
+pub mod deployment;
+pub mod error;
+pub mod fleet;
+pub mod messages;
+pub mod private_key;
+pub mod reservation;
+pub mod systems;
+pub mod ticket;
+pub mod tokens;
+
+pub use core_plugin::{CoreSystems, MatchmakerCorePlugin, PlacementConfig};
+pub use error::ConfigError;
+pub use private_key::PrivateKey;
+pub use tokens::TokenConfig;

@@ -18,6 +18,7 @@
 //! assert_eq!(names.leases_bucket(), "bevygap-spaceships_leases");
 //! ```
 
+pub mod context_env;
 pub mod error;
 pub mod names;
 #[cfg(feature = "nats")]
@@ -26,6 +27,7 @@ pub mod protocol;
 pub mod schema;
 pub mod secret;
 pub mod time;
+pub mod token_data;
 
 #[cfg(feature = "nats")]
 pub use error::NatsError;

@@ -8,7 +8,7 @@ use crate::error::ProtocolError;
 pub const MAX_GAME_FIELD_LEN: usize = 64;
 
 /// A game name and version, as sent by a client. Validate with [`GameRef::validate`] before use.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct GameRef {
     /// The game (app) name, e.g. `bevygap-spaceships`.
     pub game: String,

@@ -9,10 +9,11 @@ use crate::names::KeyToken;
 use crate::time::UnixMillis;
 
 /// The transport a game server listens on (one per process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// Plain UDP netcode (native clients).
+    #[default]
     Udp,
     /// WebTransport over QUIC (browsers and native), with a self-signed certificate.
     WebTransport,

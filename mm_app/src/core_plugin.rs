@@ -1,0 +1,156 @@
+//! The matchmaker's core: tickets, deployments, reservations and their lifecycle rules.
+//!
+//! The core does no I/O. Endpoints, the KV bridge and the fleet driver write inbound
+//! [`messages`](crate::messages); the core answers clients through each ticket's
+//! [`TicketResponder`](crate::ticket::TicketResponder) and asks for effects with outbound messages.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevygap_shared::protocol::GameRef;
+
+use crate::deployment::{DeploymentId, DeploymentIndex, DeploymentInfo, DeploymentState, Seats};
+use crate::reservation::{ReservationState, SeatReservation};
+use crate::systems::{apply, lifecycle, placement};
+use crate::ticket::{Ticket, TicketIndex, TicketState};
+use crate::tokens::{TokenConfig, TokenMinter};
+
+/// The core's rules, as numbers.
+#[derive(Debug, Clone)]
+pub struct PlacementConfig {
+    /// The game (app) name served.
+    pub app_name: String,
+    /// The game versions served; a request for another is refused as unknown.
+    pub app_versions: Vec<String>,
+    /// A ticket not answered within this fails with a timeout.
+    pub ticket_timeout: Duration,
+    /// A seat reserved for a client that does not connect is released after this.
+    pub reservation_ttl: Duration,
+    /// A ready deployment with nobody on it for this long is stopped (scale to zero).
+    pub empty_server_ttl: Duration,
+    /// A deployment whose lease has not appeared this long after it was requested is stopped.
+    pub allocation_timeout: Duration,
+    /// Seats assumed for a deployment until its lease says otherwise.
+    pub expected_capacity: u32,
+    /// At most this many deployments starting at once.
+    pub max_starting: usize,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        Self {
+            app_name: "bevygap-demo".into(),
+            app_versions: vec!["1".into()],
+            ticket_timeout: Duration::from_secs(60),
+            reservation_ttl: Duration::from_secs(15),
+            empty_server_ttl: Duration::from_secs(60),
+            allocation_timeout: Duration::from_secs(120),
+            expected_capacity: 8,
+            max_starting: 4,
+        }
+    }
+}
+
+impl PlacementConfig {
+    /// Whether this matchmaker serves the game and version.
+    pub fn serves(&self, game: &GameRef) -> bool {
+        game.game == self.app_name && self.app_versions.iter().any(|v| *v == game.version)
+    }
+}
+
+/// The core's configuration as a resource.
+#[derive(Resource, Debug, Clone)]
+pub struct Placement(pub PlacementConfig);
+
+/// Set when something changed that may let a waiting ticket be placed.
+#[derive(Resource, Debug, Default)]
+pub struct PlacementDirty(pub bool);
+
+/// The core's system sets, chained in this order in `Update`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoreSystems {
+    /// Endpoints and bridges turn what arrived into inbound messages.
+    Receive,
+    /// Inbound messages update tickets, deployments and reservations.
+    Apply,
+    /// Waiting tickets are placed on free seats or wait for new deployments.
+    Place,
+    /// Timeouts: tickets, reservations, empty and never-ready deployments.
+    Expire,
+    /// Effect plugins act on outbound messages and answer clients.
+    Effects,
+}
+
+/// The core plugin: a documented config, the entities' lifecycle systems, no I/O.
+#[derive(Debug, Clone)]
+pub struct MatchmakerCorePlugin {
+    /// Placement and lifecycle rules.
+    pub placement: PlacementConfig,
+    /// How connect tokens are minted.
+    pub tokens: TokenConfig,
+}
+
+impl Plugin for MatchmakerCorePlugin {
+    fn build(&self, app: &mut App) {
+        crate::messages::add_messages(app);
+        app.insert_resource(Placement(self.placement.clone()))
+            .insert_resource(TokenMinter(self.tokens.clone()))
+            .init_resource::<TicketIndex>()
+            .init_resource::<DeploymentIndex>()
+            .init_resource::<PlacementDirty>()
+            .init_resource::<crate::systems::placement::ReservationIndex>()
+            .register_type::<Ticket>()
+            .register_type::<TicketState>()
+            .register_type::<DeploymentId>()
+            .register_type::<DeploymentState>()
+            .register_type::<DeploymentInfo>()
+            .register_type::<Seats>()
+            .register_type::<SeatReservation>()
+            .register_type::<ReservationState>()
+            .register_type::<Name>()
+            .configure_sets(
+                Update,
+                (
+                    CoreSystems::Receive,
+                    CoreSystems::Apply,
+                    CoreSystems::Place,
+                    CoreSystems::Expire,
+                    CoreSystems::Effects,
+                )
+                    .chain(),
+            )
+            .add_systems(
+                Update,
+                (
+                    (
+                        apply::spawn_tickets,
+                        apply::cancel_tickets,
+                        apply::apply_leases,
+                        apply::apply_connections,
+                        apply::apply_allocations,
+                        apply::apply_stored_reservations,
+                    )
+                        .chain()
+                        .in_set(CoreSystems::Apply),
+                    (placement::place_tickets, placement::request_deployments)
+                        .chain()
+                        .in_set(CoreSystems::Place),
+                    (
+                        lifecycle::expire_tickets,
+                        lifecycle::expire_reservations,
+                        lifecycle::stop_idle_deployments,
+                    )
+                        .chain()
+                        .in_set(CoreSystems::Expire),
+                ),
+            );
+    }
+
+    fn finish(&self, app: &mut App) {
+        // Deadlines are measured on virtual time. The app sleeps between events, so one update can
+        // follow the last after seconds: never let Bevy clamp that gap, or timeouts would stretch.
+        if let Some(mut time) = app.world_mut().get_resource_mut::<Time<Virtual>>() {
+            time.set_max_delta(Duration::from_secs(24 * 3600));
+        }
+    }
+}

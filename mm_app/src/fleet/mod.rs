@@ -1,0 +1,74 @@
+//! Fleet backends: where game servers come from.
+//!
+//! The matchmaker asks a [`FleetBackend`] for a new deployment when no ready server has a free
+//! seat, and asks it to stop a deployment that stayed empty past its TTL. A deployment counts as
+//! ready only when its game server writes its lease to NATS KV; the backend just starts and stops.
+//!
+//! Backends: [`local::LocalFleet`] (game server processes on this machine, the default) and
+//! [`static_list::StaticFleet`] (servers someone else runs). The trait is object-safe and async
+//! through boxed futures, so an HTTP backend (Edgegap) fits the same shape.
+
+pub mod local;
+pub mod static_list;
+
+use std::net::IpAddr;
+
+use bevygap_shared::protocol::GameRef;
+use futures::future::BoxFuture;
+use thiserror::Error;
+
+/// What the matchmaker needs a new deployment for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocationRequest {
+    /// The game and version to run.
+    pub game: GameRef,
+    /// IPs of the players waiting, for backends that place by geography.
+    pub client_ips: Vec<IpAddr>,
+    /// The best region the players measured, if any.
+    pub region_hint: Option<String>,
+}
+
+/// A deployment the backend has started (or is starting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// The deployment id the game server will use as its lease key (a valid
+    /// [`KeyToken`](bevygap_shared::names::KeyToken)).
+    pub deployment_id: String,
+    /// Seats the server is expected to offer, if the backend knows (the lease is authoritative).
+    pub expected_capacity: Option<u32>,
+}
+
+/// Why a backend could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The backend cannot start more servers now (limit reached, static fleet, provider capacity).
+    #[error("no capacity: {0}")]
+    NoCapacity(String),
+    /// The backend refused the request as invalid (bad app/version, bad configuration).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The backend failed in a way that may pass (process spawn failure, provider outage).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The deployment is not known to the backend (already stopped counts as success for `stop`).
+    #[error("unknown deployment `{0}`")]
+    UnknownDeployment(String),
+}
+
+/// A source of game servers. Implementations must be cheap to call from the matchmaker: the
+/// returned futures run on the tokio runtime, never on the Bevy schedule.
+pub trait FleetBackend: Send + Sync + 'static {
+    /// Short name for logs and inspection (`local`, `static`, `edgegap`).
+    fn name(&self) -> &'static str;
+
+    /// Starts a new deployment. Resolves once the backend has accepted the request; the server is
+    /// ready when its lease appears in KV.
+    fn allocate(
+        &self,
+        request: AllocationRequest,
+    ) -> BoxFuture<'static, Result<Allocation, FleetError>>;
+
+    /// Stops a deployment. Stopping one that is already gone succeeds.
+    fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>>;
+}

@@ -1,0 +1,17 @@
+//! Environment variables through which a fleet tells a game server who it is.
+//!
+//! The local fleet sets these for each process it starts; the server plugin reads them (Edgegap
+//! deployments use `ARBITRIUM_*` variables instead).
+
+/// The deployment id the server uses as its lease key.
+pub const DEPLOYMENT_ID: &str = "BEVYGAP_DEPLOYMENT_ID";
+/// The IP clients dial.
+pub const PUBLIC_IP: &str = "BEVYGAP_PUBLIC_IP";
+/// The port the server listens on (and clients dial).
+pub const PORT: &str = "BEVYGAP_PORT";
+/// The game (app) name.
+pub const APP_NAME: &str = "BEVYGAP_APP_NAME";
+/// The game version.
+pub const APP_VERSION: &str = "BEVYGAP_APP_VERSION";
+/// Seats the server should offer, if the fleet decides it.
+pub const CAPACITY: &str = "BEVYGAP_CAPACITY";
