@@ -5,22 +5,37 @@
 //! seats, ask the fleet for servers, mint lightyear connect tokens, and scale empty servers down.
 //!
 //! - [`core_plugin`]: the lifecycle rules, with no I/O ([`MatchmakerCorePlugin`]).
-//! - [`fleet`]: where game servers come from (local processes, a static list).
+//! - [`fleet`]: where game servers come from (local processes, a static list), driven by
+//!   [`fleet_driver`].
+//! - [`intake`]: the websocket endpoints (`/ws` simplenet, `/matchmaker/ws` seed JSON).
+//! - [`kv_bridge`]: NATS KV watches in, reservations out.
+//! - [`inspect`]: `bevy_remote` with a `bevygap/summary` method.
+//! - [`bridge`]: bounded async → ECS inboxes and the event-driven runner.
+//! - [`cli`] and [`app`]: flags, validation, and assembling the app.
 //!
 //! The core is driven by [`messages`]: intake endpoints and bridges write inbound messages, the
 //! core writes outbound effects. Headless tests use exactly that seam.
 
+pub mod app;
+pub mod bridge;
+pub mod cli;
 pub mod core_plugin;
 pub mod deployment;
 pub mod error;
 pub mod fleet;
+pub mod fleet_driver;
+pub mod inspect;
+pub mod intake;
+pub mod kv_bridge;
 pub mod messages;
 pub mod private_key;
 pub mod reservation;
+pub mod runtime;
 pub mod systems;
 pub mod ticket;
 pub mod tokens;
 
+pub use app::{MatchmakerConfig, MatchmakerHandle, build_app, spawn_matchmaker};
 pub use core_plugin::{CoreSystems, MatchmakerCorePlugin, PlacementConfig};
 pub use error::ConfigError;
 pub use private_key::PrivateKey;

@@ -82,3 +82,10 @@ pub struct TicketIndex(pub std::collections::HashMap<TicketId, Entity>);
 /// The session a placed ticket will receive once its reservation is stored.
 #[derive(Component, Debug, Clone)]
 pub struct PendingSession(pub bevygap_shared::protocol::channel::SessionInfo);
+
+impl TicketId {
+    /// A fresh random ticket id.
+    pub fn generate() -> Self {
+        Self(format!("t-{:016x}", rand::random::<u64>()))
+    }
+}

@@ -230,8 +230,9 @@ impl FleetBackend for LocalFleet {
         &self,
         request: AllocationRequest,
     ) -> BoxFuture<'static, Result<Allocation, FleetError>> {
-        let result = self.spawn(&request);
-        async move { result }.boxed()
+        // Spawning needs the tokio runtime (child reaping, log forwarding): do it in the future.
+        let fleet = self.clone();
+        async move { fleet.spawn(&request) }.boxed()
     }
 
     fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>> {

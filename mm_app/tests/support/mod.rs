@@ -1,3 +1,4 @@
 //! Shared test support.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
+pub mod app_harness;
 pub mod core_harness;

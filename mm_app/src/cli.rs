@@ -1,0 +1,313 @@
+//! The matchmaker's command line. Every flag has an environment variable; `--help` needs nothing
+//! else, and every bad value is a clear error before anything starts.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevygap_shared::nats::NatsSettings;
+use bevygap_shared::secret::Secret;
+use clap::{Parser, ValueEnum};
+
+use crate::app::{FleetChoice, MatchmakerConfig};
+use crate::core_plugin::PlacementConfig;
+use crate::error::ConfigError;
+use crate::fleet::local::LocalFleetConfig;
+use crate::inspect::InspectConfig;
+use crate::intake::IntakeConfig;
+use crate::intake::limits::Limits;
+use crate::private_key::PrivateKey;
+use crate::tokens::TokenConfig;
+
+/// Which fleet backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetKind {
+    /// Start game server processes on this machine (`--local-server-cmd`).
+    Local,
+    /// Use servers started elsewhere; they register through their leases.
+    Static,
+}
+
+/// The Bevygap matchmaker: turns match requests into lightyear connect tokens.
+#[derive(Debug, Parser)]
+#[command(name = "bevygap_matchmaker", version, about)]
+pub struct Cli {
+    /// The game (app) name; also prefixes every NATS bucket.
+    #[arg(long, env = "APP_NAME")]
+    pub app_name: String,
+    /// Game versions served (comma-separated).
+    #[arg(long, env = "APP_VERSION", value_delimiter = ',', required = true)]
+    pub app_version: Vec<String>,
+    /// The lightyear protocol id the game servers use.
+    #[arg(long, env = "LIGHTYEAR_PROTOCOL_ID")]
+    pub lightyear_protocol_id: u64,
+    /// The lightyear private key: 64 hex characters or 32 comma-separated bytes.
+    #[arg(long, env = "LIGHTYEAR_PRIVATE_KEY", hide_env_values = true)]
+    pub lightyear_private_key: Option<Secret>,
+    /// A file holding the private key (instead of --lightyear-private-key).
+    #[arg(long, env = "LIGHTYEAR_PRIVATE_KEY_FILE")]
+    pub lightyear_private_key_file: Option<PathBuf>,
+    /// Development mode: accept an all-zero private key.
+    #[arg(long, env = "BEVYGAP_DEV")]
+    pub dev: bool,
+
+    /// Address of the client websocket endpoints (`/ws` and `/matchmaker/ws`).
+    #[arg(long, env = "BEVYGAP_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Proxies whose X-Forwarded-For header is believed (comma-separated IPs).
+    #[arg(long, env = "BEVYGAP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
+    /// Largest client message, in bytes.
+    #[arg(long, env = "BEVYGAP_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+    /// Most client connections at once.
+    #[arg(long, env = "BEVYGAP_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Most connections at once from one IP.
+    #[arg(long, env = "BEVYGAP_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Messages per second a client connection may send.
+    #[arg(long, env = "BEVYGAP_MAX_MESSAGES_PER_SECOND", default_value_t = 10)]
+    pub max_messages_per_second: u32,
+    /// Seconds a client may take to send its request after connecting.
+    #[arg(long, env = "BEVYGAP_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a ticket may wait for a seat before failing with a timeout.
+    #[arg(long, env = "BEVYGAP_TICKET_TIMEOUT_SECS", default_value_t = 60)]
+    pub ticket_timeout_secs: u64,
+    /// Seconds a connect token (and its reserved seat) stays valid for the first connection.
+    #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
+    pub token_expire_secs: u32,
+    /// Seconds without packets before a netcode connection times out.
+    #[arg(long, env = "BEVYGAP_TOKEN_TIMEOUT_SECS", default_value_t = 10)]
+    pub token_timeout_secs: u32,
+    /// Seconds an empty game server lives before it is stopped (scale to zero).
+    #[arg(long, env = "BEVYGAP_EMPTY_SERVER_TTL_SECS", default_value_t = 60)]
+    pub empty_server_ttl_secs: u64,
+    /// Seconds a new game server may take to register its lease.
+    #[arg(long, env = "BEVYGAP_ALLOCATION_TIMEOUT_SECS", default_value_t = 120)]
+    pub allocation_timeout_secs: u64,
+    /// Seats assumed per new server until its lease says otherwise.
+    #[arg(long, env = "BEVYGAP_SEATS_PER_SERVER", default_value_t = 8)]
+    pub seats_per_server: u32,
+    /// Most servers starting at once.
+    #[arg(long, env = "BEVYGAP_MAX_STARTING", default_value_t = 4)]
+    pub max_starting: usize,
+
+    /// The fleet backend.
+    #[arg(long, env = "BEVYGAP_FLEET", value_enum, default_value_t = FleetKind::Local)]
+    pub fleet: FleetKind,
+    /// Game server command for the local fleet (program and arguments, space-separated).
+    #[arg(long, env = "BEVYGAP_LOCAL_SERVER_CMD")]
+    pub local_server_cmd: Option<String>,
+    /// Port range for local game servers, `FIRST-LAST`.
+    #[arg(long, env = "BEVYGAP_LOCAL_PORTS", default_value = "6420-6499")]
+    pub local_ports: String,
+    /// IP local game servers bind and clients dial.
+    #[arg(long, env = "BEVYGAP_LOCAL_PUBLIC_IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub local_public_ip: IpAddr,
+    /// Most local game servers at once.
+    #[arg(long, env = "BEVYGAP_LOCAL_MAX_SERVERS", default_value_t = 8)]
+    pub local_max_servers: usize,
+
+    /// Port of the bevy_remote inspection endpoint (0 disables it).
+    #[arg(long, env = "BEVYGAP_REMOTE_PORT", default_value_t = 15702)]
+    pub remote_port: u16,
+    /// Address of the inspection endpoint.
+    #[arg(long, env = "BEVYGAP_REMOTE_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub remote_address: IpAddr,
+    /// Allow the inspection endpoint on a non-loopback address (it has no authentication).
+    #[arg(long, env = "BEVYGAP_REMOTE_ALLOW_NON_LOOPBACK")]
+    pub remote_allow_non_loopback: bool,
+
+    /// Longest sleep between updates when idle, in milliseconds.
+    #[arg(long, env = "BEVYGAP_IDLE_TICK_MS", default_value_t = 2)]
+    pub idle_tick_ms: u64,
+    /// Log filter.
+    #[arg(long, env = "RUST_LOG", default_value = "info,bevygap_matchmaker=info")]
+    pub log: String,
+
+    /// NATS connection settings.
+    #[command(flatten)]
+    pub nats: NatsSettings,
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+fn parse_ports(text: &str) -> Result<std::ops::RangeInclusive<u16>, ConfigError> {
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| invalid("local-ports", "expected FIRST-LAST, e.g. 6420-6499"))?;
+    let first: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| invalid("local-ports", "bad first port"))?;
+    let last: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| invalid("local-ports", "bad last port"))?;
+    if first == 0 || first > last {
+        return Err(invalid("local-ports", "the range is empty"));
+    }
+    Ok(first..=last)
+}
+
+impl Cli {
+    /// Reads the private key from the flag or the file, refusing an all-zero key without --dev.
+    pub fn private_key(&self) -> Result<PrivateKey, ConfigError> {
+        let key = match (
+            &self.lightyear_private_key,
+            &self.lightyear_private_key_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::PrivateKey(
+                    "set --lightyear-private-key or --lightyear-private-key-file, not both".into(),
+                ));
+            }
+            (Some(text), None) => PrivateKey::parse(text.expose())?,
+            (None, Some(path)) => PrivateKey::from_file(path)?,
+            (None, None) => {
+                return Err(ConfigError::PrivateKey(
+                    "missing: set LIGHTYEAR_PRIVATE_KEY or --lightyear-private-key-file".into(),
+                ));
+            }
+        };
+        key.check_not_placeholder(self.dev)
+    }
+
+    /// Validates everything and builds the configuration.
+    pub fn into_config(self) -> Result<MatchmakerConfig, ConfigError> {
+        let private_key = self.private_key()?;
+        for version in &self.app_version {
+            bevygap_shared::protocol::GameRef::new(&self.app_name, version)
+                .validate()
+                .map_err(|e| invalid("app-version", e.to_string()))?;
+        }
+        if self.seats_per_server == 0 {
+            return Err(invalid("seats-per-server", "must be at least 1"));
+        }
+        if self.token_expire_secs == 0 || self.token_expire_secs > 3600 {
+            return Err(invalid("token-expire-secs", "must be 1 to 3600"));
+        }
+        if self.remote_port != 0
+            && !self.remote_address.is_loopback()
+            && !self.remote_allow_non_loopback
+        {
+            return Err(invalid(
+                "remote-address",
+                "the inspection endpoint has no authentication; pass --remote-allow-non-loopback to expose it",
+            ));
+        }
+        self.nats.validate()?;
+        let fleet = match self.fleet {
+            FleetKind::Static => FleetChoice::Static,
+            FleetKind::Local => {
+                let command: Vec<String> = self
+                    .local_server_cmd
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if command.is_empty() {
+                    return Err(invalid(
+                        "local-server-cmd",
+                        "the local fleet needs the game server command",
+                    ));
+                }
+                FleetChoice::Local(LocalFleetConfig {
+                    command,
+                    ports: parse_ports(&self.local_ports)?,
+                    public_ip: self.local_public_ip,
+                    max_servers: self.local_max_servers.max(1),
+                    capacity: self.seats_per_server,
+                    env: child_env(&self, &private_key),
+                    stop_grace: Duration::from_secs(5),
+                })
+            }
+        };
+        Ok(MatchmakerConfig {
+            placement: PlacementConfig {
+                app_name: self.app_name.clone(),
+                app_versions: self.app_version.clone(),
+                ticket_timeout: Duration::from_secs(self.ticket_timeout_secs.max(1)),
+                reservation_ttl: Duration::from_secs(u64::from(self.token_expire_secs)),
+                empty_server_ttl: Duration::from_secs(self.empty_server_ttl_secs),
+                allocation_timeout: Duration::from_secs(self.allocation_timeout_secs.max(1)),
+                expected_capacity: self.seats_per_server,
+                max_starting: self.max_starting.max(1),
+            },
+            tokens: TokenConfig {
+                protocol_id: self.lightyear_protocol_id,
+                private_key,
+                expire_seconds: i32::try_from(self.token_expire_secs).unwrap_or(i32::MAX),
+                timeout_seconds: i32::try_from(self.token_timeout_secs).unwrap_or(i32::MAX),
+            },
+            intake: IntakeConfig {
+                listen: self.listen,
+                limits: Limits {
+                    max_message_bytes: self.max_message_bytes,
+                    max_connections: self.max_connections,
+                    max_connections_per_ip: self.max_connections_per_ip,
+                    messages_per_second: self.max_messages_per_second,
+                    request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+                },
+                trusted_proxies: self.trusted_proxy.clone(),
+            },
+            inspect: (self.remote_port != 0).then_some(InspectConfig {
+                address: self.remote_address,
+                port: self.remote_port,
+            }),
+            nats: self.nats.clone(),
+            fleet,
+            idle_interval: Duration::from_millis(self.idle_tick_ms.clamp(1, 1000)),
+            log_filter: Some(self.log.clone()),
+        })
+    }
+}
+
+/// What local game servers inherit: NATS settings and the token key (never logged).
+fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
+    let nats = &cli.nats;
+    let mut env = vec![
+        ("NATS_HOST".to_owned(), nats.host.clone()),
+        (
+            "LIGHTYEAR_PROTOCOL_ID".to_owned(),
+            cli.lightyear_protocol_id.to_string(),
+        ),
+        (
+            "LIGHTYEAR_PRIVATE_KEY".to_owned(),
+            hex::encode(key.expose()),
+        ),
+    ];
+    let optional = [
+        ("NATS_USER", nats.user.clone()),
+        (
+            "NATS_PASSWORD",
+            nats.password.as_ref().map(|p| p.expose().to_owned()),
+        ),
+        ("NATS_CA", nats.ca.as_ref().map(|p| p.display().to_string())),
+        (
+            "NATS_CA_CONTENTS",
+            nats.ca_contents.as_ref().map(|c| c.expose().to_owned()),
+        ),
+        (
+            "NATS_CREDS",
+            nats.creds.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("NATS_INSECURE", nats.insecure.then(|| "true".to_owned())),
+        ("BEVYGAP_DEV", cli.dev.then(|| "true".to_owned())),
+    ];
+    env.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))),
+    );
+    env
+}

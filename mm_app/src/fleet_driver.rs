@@ -1,0 +1,83 @@
+//! Runs fleet requests on tokio and brings the outcomes back as messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+use crate::bridge::{Inbox, add_inbox};
+use crate::core_plugin::CoreSystems;
+use crate::fleet::FleetBackend;
+use crate::messages::{AllocateDeployment, AllocationFinished, StopDeployment};
+use crate::runtime::AsyncRuntime;
+
+/// The fleet backend in use.
+#[derive(Resource, Clone)]
+pub struct Fleet(pub Arc<dyn FleetBackend>);
+
+/// How often a failed stop is retried before giving up (the deployment's lease TTL and the
+/// empty-server rule will ask again).
+const STOP_ATTEMPTS: u32 = 5;
+
+/// Connects a [`FleetBackend`] to the core: allocations and stops run on tokio.
+pub struct FleetDriverPlugin {
+    /// The backend.
+    pub backend: Arc<dyn FleetBackend>,
+}
+
+impl Plugin for FleetDriverPlugin {
+    fn build(&self, app: &mut App) {
+        add_inbox::<AllocationFinished>(app);
+        app.insert_resource(Fleet(self.backend.clone()))
+            .add_systems(Update, drive_fleet.in_set(CoreSystems::Effects));
+    }
+}
+
+/// Starts a task per allocation and stop request.
+pub fn drive_fleet(
+    fleet: Res<Fleet>,
+    runtime: Res<AsyncRuntime>,
+    inbox: Res<Inbox<AllocationFinished>>,
+    mut allocate: MessageReader<AllocateDeployment>,
+    mut stop: MessageReader<StopDeployment>,
+) {
+    for AllocateDeployment {
+        deployment,
+        request,
+    } in allocate.read()
+    {
+        let future = fleet.0.allocate(request.clone());
+        let sender = inbox.sender();
+        let deployment = *deployment;
+        runtime.0.spawn(async move {
+            let result = future.await;
+            sender.send(AllocationFinished { deployment, result }).await;
+        });
+    }
+    for StopDeployment {
+        deployment_id,
+        reason,
+    } in stop.read()
+    {
+        let backend = fleet.0.clone();
+        let deployment_id = deployment_id.clone();
+        let reason = *reason;
+        runtime.0.spawn(async move {
+            for attempt in 1..=STOP_ATTEMPTS {
+                match backend.stop(deployment_id.clone()).await {
+                    Ok(()) => {
+                        info!("{} fleet stopped `{deployment_id}` ({reason})", backend.name());
+                        return;
+                    }
+                    Err(error) => {
+                        warn!(
+                            "{} fleet could not stop `{deployment_id}` (attempt {attempt}/{STOP_ATTEMPTS}): {error}",
+                            backend.name()
+                        );
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,114 @@
+//! Live inspection over `bevy_remote` (JSON-RPC over HTTP, loopback by default).
+//!
+//! Every ticket, deployment and reservation component is registered for reflection, so
+//! `world.query` returns them; `bevygap/summary` returns counts by state and seats per deployment:
+//!
+//! ```sh
+//! curl -s -X POST http://127.0.0.1:15702 -d \
+//!   '{"jsonrpc":"2.0","id":1,"method":"bevygap/summary"}'
+//! curl -s -X POST http://127.0.0.1:15702 -d '{"jsonrpc":"2.0","id":2,"method":"world.query",
+//!   "params":{"data":{"components":["bevygap_matchmaker::deployment::Seats"]}}}'
+//! ```
+
+use std::net::IpAddr;
+
+use bevy::prelude::*;
+use bevy_remote::http::RemoteHttpPlugin;
+use bevy_remote::{BrpResult, RemotePlugin};
+use serde_json::{Value, json};
+
+use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
+use crate::reservation::{ReservationState, SeatReservation};
+use crate::ticket::TicketState;
+
+/// The name of the summary method.
+pub const SUMMARY_METHOD: &str = "bevygap/summary";
+
+/// Where the inspection endpoint listens.
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    /// Bind address (127.0.0.1 unless explicitly allowed otherwise).
+    pub address: IpAddr,
+    /// Port.
+    pub port: u16,
+}
+
+/// Adds `bevy_remote` with the summary method.
+pub struct InspectPlugin {
+    /// Where to listen.
+    pub config: InspectConfig,
+}
+
+impl Plugin for InspectPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((
+            RemotePlugin::default().with_method_main(SUMMARY_METHOD, summary),
+            RemoteHttpPlugin::default()
+                .with_address(self.config.address)
+                .with_port(self.config.port),
+        ));
+    }
+}
+
+/// The `bevygap/summary` method: tickets and reservations by state, seats per deployment.
+pub fn summary(
+    In(_): In<Option<Value>>,
+    tickets: Query<&TicketState>,
+    reservations: Query<(&SeatReservation, &ReservationState)>,
+    deployments: Query<(
+        &DeploymentId,
+        &DeploymentState,
+        &Seats,
+        Option<&DeploymentInfo>,
+    )>,
+) -> BrpResult {
+    Ok(summarize(&tickets, &reservations, &deployments))
+}
+
+fn summarize(
+    tickets: &Query<&TicketState>,
+    reservations: &Query<(&SeatReservation, &ReservationState)>,
+    deployments: &Query<(
+        &DeploymentId,
+        &DeploymentState,
+        &Seats,
+        Option<&DeploymentInfo>,
+    )>,
+) -> Value {
+    let (mut queued, mut allocating, mut placed) = (0, 0, 0);
+    for state in tickets {
+        match state {
+            TicketState::Queued => queued += 1,
+            TicketState::Allocating => allocating += 1,
+            TicketState::Placed { .. } => placed += 1,
+        }
+    }
+    let (mut storing, mut issued) = (0, 0);
+    for (_, state) in reservations {
+        match state {
+            ReservationState::Storing { .. } => storing += 1,
+            ReservationState::Issued => issued += 1,
+        }
+    }
+    let list: Vec<Value> = deployments
+        .iter()
+        .map(|(id, state, seats, info)| {
+            let reported = info.map_or(0, |i| i.reported_players);
+            json!({
+                "id": id.0,
+                "state": format!("{state:?}").split_whitespace().next().unwrap_or_default(),
+                "game": info.map(|i| format!("{} {}", i.game.game, i.game.version)),
+                "address": info.map(|i| i.public_addr.to_string()),
+                "capacity": seats.capacity,
+                "connected": seats.connected.len(),
+                "reserved": seats.reserved.len(),
+                "free": seats.free(reported),
+            })
+        })
+        .collect();
+    json!({
+        "tickets": { "queued": queued, "allocating": allocating, "placed": placed },
+        "reservations": { "storing": storing, "issued": issued },
+        "deployments": list,
+    })
+}

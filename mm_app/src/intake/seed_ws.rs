@@ -1,0 +1,202 @@
+//! The seed-compatible endpoint: plain JSON over a websocket at `/matchmaker/ws`.
+//!
+//! One request per connection: the client sends `{"game","version"}`, receives `"Acknowledged"`,
+//! `{"SessionRequestAccepted":id}`, progress reports, and finally `SessionReady` or `Error`, after
+//! which the server closes normally. Closing early cancels the ticket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bevygap_shared::ProtocolError;
+use bevygap_shared::protocol::ErrorCode;
+use bevygap_shared::protocol::channel::MatchResult;
+use bevygap_shared::protocol::seed_json::{SeedResponse, parse_request};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::limits::{ConnectionLimiter, ConnectionSlot, Limits, RateLimiter, client_ip};
+use crate::bridge::InboxSender;
+use crate::messages::{TicketCancelled, TicketRequested};
+use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
+
+/// Hard cap on any websocket frame; bigger frames drop the connection. Requests over
+/// [`Limits::max_message_bytes`] but under this get a typed 413 error.
+const HARD_FRAME_CAP: usize = 64 * 1024;
+
+/// What the endpoint shares between connections.
+#[derive(Clone)]
+pub struct SeedEndpoint {
+    /// Where new tickets go.
+    pub requests: InboxSender<TicketRequested>,
+    /// Where cancellations go.
+    pub cancels: InboxSender<TicketCancelled>,
+    /// Connection caps.
+    pub limiter: ConnectionLimiter,
+    /// Limits.
+    pub limits: Limits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    /// How long a ticket may live, so a connection never outlives it by much.
+    pub ticket_timeout: std::time::Duration,
+}
+
+/// The axum handler for `GET /matchmaker/ws`.
+pub async fn seed_ws_handler(
+    State(endpoint): State<SeedEndpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let ip = client_ip(peer, &headers, &endpoint.trusted_proxies);
+    let slot = match endpoint.limiter.acquire(ip) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            debug!("seed endpoint: refused {ip}: {refused}");
+            return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
+        }
+    };
+    upgrade
+        .max_message_size(HARD_FRAME_CAP)
+        .max_frame_size(HARD_FRAME_CAP)
+        .on_upgrade(move |socket| serve(socket, endpoint, ip, slot))
+}
+
+async fn send(socket: &mut WebSocket, message: &SeedResponse) -> bool {
+    socket
+        .send(Message::Text(message.to_json().into()))
+        .await
+        .is_ok()
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+}
+
+async fn fail(mut socket: WebSocket, code: ErrorCode, text: String) {
+    send(&mut socket, &SeedResponse::error(code, text)).await;
+    close(socket, close_code::NORMAL, "").await;
+}
+
+fn error_code(error: &ProtocolError) -> ErrorCode {
+    match error {
+        ProtocolError::TooLarge { .. } => ErrorCode::TooLarge,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    endpoint: SeedEndpoint,
+    ip: std::net::IpAddr,
+    _slot: ConnectionSlot,
+) {
+    let mut rate = RateLimiter::new(endpoint.limits.messages_per_second);
+    // 1. The request, within the request timeout.
+    let first = tokio::time::timeout(endpoint.limits.request_timeout, socket.recv()).await;
+    let text = match first {
+        Err(_) => {
+            return fail(
+                socket,
+                ErrorCode::Timeout,
+                "no request received in time".into(),
+            )
+            .await;
+        }
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(Some(Ok(Message::Binary(_)))) => {
+            return fail(
+                socket,
+                ErrorCode::BadRequest,
+                "send the request as a JSON text frame".into(),
+            )
+            .await;
+        }
+        Ok(Some(Ok(_))) => return close(socket, close_code::NORMAL, "").await,
+    };
+    let request = match parse_request(text.as_str(), endpoint.limits.max_message_bytes) {
+        Ok(request) => request,
+        Err(error) => {
+            debug!("seed endpoint: bad request from {ip}: {error}");
+            return fail(socket, error_code(&error), error.to_string()).await;
+        }
+    };
+
+    // 2. The ticket.
+    let ticket_id = TicketId::generate();
+    if !send(&mut socket, &SeedResponse::Acknowledged).await
+        || !send(
+            &mut socket,
+            &SeedResponse::SessionRequestAccepted(ticket_id.0.clone()),
+        )
+        .await
+    {
+        return;
+    }
+    let (tx, mut updates) = mpsc::channel(16);
+    let accepted = endpoint
+        .requests
+        .send(TicketRequested {
+            ticket_id: ticket_id.clone(),
+            game: request,
+            client_ip: Some(ip),
+            region_pings: Vec::new(),
+            responder: TicketResponder(tx),
+        })
+        .await;
+    if !accepted {
+        return fail(
+            socket,
+            ErrorCode::Internal,
+            "the matchmaker is shutting down".into(),
+        )
+        .await;
+    }
+
+    // 3. Progress until the result; the client closing cancels.
+    let deadline = tokio::time::sleep(endpoint.ticket_timeout + std::time::Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some((_, TicketUpdate::Status(status))) => {
+                    if !send(&mut socket, &SeedResponse::ProgressReport(status.text)).await {
+                        break;
+                    }
+                }
+                Some((_, TicketUpdate::Result(result))) => {
+                    let message = match &result {
+                        MatchResult::Ready(session) => SeedResponse::ready(session),
+                        MatchResult::Failed(error) => SeedResponse::error(error.code, error.message.clone()),
+                    };
+                    send(&mut socket, &message).await;
+                    return close(socket, close_code::NORMAL, "").await;
+                }
+                None => return fail(socket, ErrorCode::Internal, "the matchmaker dropped the request".into()).await,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {
+                    if !rate.allow() {
+                        debug!("seed endpoint: {ip} is over its message rate; closing");
+                        endpoint.cancels.send(TicketCancelled { ticket_id: ticket_id.clone() }).await;
+                        return close(socket, close_code::POLICY, "message rate exceeded").await;
+                    }
+                }
+            },
+            () = &mut deadline => {
+                break;
+            }
+        }
+    }
+    endpoint.cancels.send(TicketCancelled { ticket_id }).await;
+}

@@ -1,0 +1,137 @@
+//! The `bevy_simplenet` endpoint at `/ws`, used by `bevygap_client_plugin`.
+//!
+//! Simplenet's server is polled from the schedule: [`receive_simplenet`] turns its events into
+//! tickets and cancellations; [`send_simplenet_updates`] pushes status messages and answers
+//! requests. A client may have one request pending; disconnecting cancels it.
+
+use std::collections::HashMap;
+
+use bevy::prelude::*;
+use bevy_simplenet::{RequestToken, Server, ServerEvent, ServerReport};
+use bevygap_shared::protocol::channel::{
+    ClientHello, ClientMsg, MatchError, MatchResult, MatchmakerChannel, ServerMsg,
+};
+use bevygap_shared::protocol::{ErrorCode, GameRef};
+use tokio::sync::mpsc;
+
+use crate::messages::{TicketCancelled, TicketRequested};
+use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
+
+/// The simplenet server.
+#[derive(Resource)]
+pub struct SimplenetServer(pub Server<MatchmakerChannel>);
+
+/// Per-client state of the simplenet endpoint.
+#[derive(Resource, Default)]
+pub struct SimplenetClients {
+    games: HashMap<u128, GameRef>,
+    pending: HashMap<TicketId, (u128, RequestToken)>,
+    by_client: HashMap<u128, TicketId>,
+}
+
+/// Updates for simplenet tickets, from the core.
+#[derive(Resource)]
+pub struct SimplenetUpdates {
+    /// Cloned into each ticket's responder.
+    pub tx: mpsc::Sender<(TicketId, TicketUpdate)>,
+    /// Drained by [`send_simplenet_updates`].
+    pub rx: mpsc::Receiver<(TicketId, TicketUpdate)>,
+}
+
+fn refuse(
+    server: &Server<MatchmakerChannel>,
+    token: RequestToken,
+    code: ErrorCode,
+    message: String,
+) {
+    server.respond(token, MatchResult::Failed(MatchError::new(code, message)));
+}
+
+/// Turns simplenet events into tickets and cancellations.
+pub fn receive_simplenet(
+    mut server: ResMut<SimplenetServer>,
+    mut clients: ResMut<SimplenetClients>,
+    updates: Res<SimplenetUpdates>,
+    mut requests: MessageWriter<TicketRequested>,
+    mut cancels: MessageWriter<TicketCancelled>,
+) {
+    while let Some((client, event)) = server.0.next() {
+        match event {
+            ServerEvent::Report(ServerReport::Connected(_, ClientHello { game, client_build })) => {
+                debug!("simplenet client {client:x} connected ({client_build})");
+                clients.games.insert(client, game);
+            }
+            ServerEvent::Report(ServerReport::Disconnected) => {
+                clients.games.remove(&client);
+                if let Some(ticket_id) = clients.by_client.remove(&client) {
+                    clients.pending.remove(&ticket_id);
+                    cancels.write(TicketCancelled { ticket_id });
+                }
+            }
+            ServerEvent::Msg(ClientMsg::Cancel) => {
+                if let Some(ticket_id) = clients.by_client.get(&client) {
+                    cancels.write(TicketCancelled {
+                        ticket_id: ticket_id.clone(),
+                    });
+                }
+            }
+            ServerEvent::Request(token, request) => {
+                let Some(game) = clients.games.get(&client).cloned() else {
+                    refuse(
+                        &server.0,
+                        token,
+                        ErrorCode::BadRequest,
+                        "connect first".into(),
+                    );
+                    continue;
+                };
+                if let Err(error) = game.validate() {
+                    refuse(&server.0, token, ErrorCode::BadRequest, error.to_string());
+                    continue;
+                }
+                if clients.by_client.contains_key(&client) {
+                    refuse(
+                        &server.0,
+                        token,
+                        ErrorCode::BadRequest,
+                        "a request is already pending; cancel it first".into(),
+                    );
+                    continue;
+                }
+                let ticket_id = TicketId::generate();
+                clients.by_client.insert(client, ticket_id.clone());
+                clients.pending.insert(ticket_id.clone(), (client, token));
+                requests.write(TicketRequested {
+                    ticket_id,
+                    game,
+                    client_ip: None,
+                    region_pings: request.region_pings,
+                    responder: TicketResponder(updates.tx.clone()),
+                });
+            }
+        }
+    }
+}
+
+/// Sends statuses and results of simplenet tickets to their clients.
+pub fn send_simplenet_updates(
+    server: Res<SimplenetServer>,
+    mut clients: ResMut<SimplenetClients>,
+    mut updates: ResMut<SimplenetUpdates>,
+) {
+    while let Ok((ticket_id, update)) = updates.rx.try_recv() {
+        match update {
+            TicketUpdate::Status(status) => {
+                if let Some((client, _)) = clients.pending.get(&ticket_id) {
+                    server.0.send(*client, ServerMsg::Status(status));
+                }
+            }
+            TicketUpdate::Result(result) => {
+                if let Some((client, token)) = clients.pending.remove(&ticket_id) {
+                    clients.by_client.remove(&client);
+                    server.0.respond(token, result);
+                }
+            }
+        }
+    }
+}

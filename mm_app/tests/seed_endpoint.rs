@@ -1,0 +1,148 @@
+//! The seed-compatible JSON endpoint `/matchmaker/ws`, against a real matchmaker on a real
+//! nats-server, with a game server's lease written to KV.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
+
+mod support;
+
+use base64::Engine;
+use bevygap_matchmaker::intake::limits::Limits;
+use bevygap_shared::protocol::seed_json::SeedResponse;
+use support::app_harness::*;
+use support::core_harness::{GAME, VERSION, lease};
+
+fn request() -> String {
+    format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_gets_the_seed_sequence_ending_in_session_ready_then_a_normal_close() {
+    let h = AppHarness::start().await;
+    h.put_lease(&lease("dep-a", 4, 6420)).await;
+    // The lease reaches the matchmaker through its KV watch; retry until a seat is offered.
+    let (replies, closed_normally) = loop {
+        let (replies, closed) = seed_conversation(&h.mm().seed_url(), &request()).await;
+        if !matches!(replies.last(), Some(SeedResponse::Error(503, _))) {
+            break (replies, closed);
+        }
+    };
+    assert_eq!(replies[0], SeedResponse::Acknowledged);
+    assert!(
+        matches!(&replies[1], SeedResponse::SessionRequestAccepted(id) if id.starts_with("t-"))
+    );
+    let Some(SeedResponse::SessionReady {
+        token,
+        ip,
+        port,
+        cert_digest,
+    }) = replies.last()
+    else {
+        panic!("no SessionReady: {replies:?}");
+    };
+    assert_eq!(
+        (ip.as_str(), *port, cert_digest.as_str()),
+        ("127.0.0.1", 6420, "")
+    );
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .unwrap();
+    assert_eq!(token.len(), 2048);
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, SeedResponse::ProgressReport(_)))
+    );
+    assert!(closed_normally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_gets_a_400_error_and_a_normal_close() {
+    let h = AppHarness::start().await;
+    for bad in [
+        "{not json",
+        r#"{"game":"x"}"#,
+        "[]",
+        r#"{"game":"a b","version":"1"}"#,
+    ] {
+        let (replies, closed_normally) = seed_conversation(&h.mm().seed_url(), bad).await;
+        assert!(
+            matches!(replies.as_slice(), [SeedResponse::Error(400, _)]),
+            "{bad}: {replies:?}"
+        );
+        assert!(closed_normally);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_gets_a_413_error() {
+    let h = AppHarness::start().await;
+    let big = format!(r#"{{"game":"{}","version":"1"}}"#, "x".repeat(10_000));
+    let (replies, closed_normally) = seed_conversation(&h.mm().seed_url(), &big).await;
+    assert!(
+        matches!(replies.as_slice(), [SeedResponse::Error(413, _)]),
+        "{replies:?}"
+    );
+    assert!(closed_normally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_game_gets_a_404_error() {
+    let h = AppHarness::start().await;
+    let (replies, _) =
+        seed_conversation(&h.mm().seed_url(), r#"{"game":"tetris","version":"1"}"#).await;
+    assert!(
+        matches!(replies.last(), Some(SeedResponse::Error(404, text)) if text.contains(GAME)),
+        "{replies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_fleet_without_a_free_seat_answers_503_no_capacity() {
+    let h = AppHarness::start().await;
+    let (replies, _) = seed_conversation(&h.mm().seed_url(), &request()).await;
+    assert!(
+        matches!(replies.last(), Some(SeedResponse::Error(503, _))),
+        "{replies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_connections_from_one_ip_are_refused_with_429() {
+    let h = AppHarness::start_with(Limits {
+        max_connections_per_ip: 2,
+        ..Limits::default()
+    })
+    .await;
+    let url = h.mm().seed_url();
+    let (_a, _) = tokio_tungstenite::connect_async(&url).await.expect("first");
+    let (_b, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("second");
+    let third = tokio_tungstenite::connect_async(&url).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+        }
+        other => panic!("third connection was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_sends_its_request_is_timed_out_cleanly() {
+    let h = AppHarness::start_with(Limits {
+        request_timeout: std::time::Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    use futures::StreamExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(h.mm().seed_url())
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reply = SeedResponse::parse(first.to_text().unwrap()).unwrap();
+    assert!(matches!(reply, SeedResponse::Error(408, _)), "{reply:?}");
+}

@@ -1,0 +1,191 @@
+//! A real matchmaker on a real nats-server, with helpers to act as a game server (write a lease,
+//! open a connection key) and as seed JSON clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bevygap_matchmaker::app::FleetChoice;
+use bevygap_matchmaker::inspect::InspectConfig;
+use bevygap_matchmaker::intake::IntakeConfig;
+use bevygap_matchmaker::intake::limits::Limits;
+use bevygap_matchmaker::kv_bridge::KvStores;
+use bevygap_matchmaker::{
+    MatchmakerConfig, MatchmakerHandle, PrivateKey, TokenConfig, spawn_matchmaker,
+};
+use bevygap_shared::names::{AppNames, KeyToken, client_key};
+use bevygap_shared::nats::{NatsConnection, NatsSettings, connect};
+use bevygap_shared::protocol::seed_json::SeedResponse;
+use bevygap_shared::schema::{ActiveConnection, DeploymentLease, encode};
+use bevygap_test_support::{NatsServer, free_tcp_port};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::core_harness::{GAME, test_config};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct AppHarness {
+    pub nats_server: NatsServer,
+    pub nats: NatsConnection,
+    pub stores: KvStores,
+    pub matchmaker: Option<MatchmakerHandle>,
+    pub inspect_port: u16,
+}
+
+pub fn app_config(nats: &NatsServer, limits: Limits, inspect_port: u16) -> MatchmakerConfig {
+    MatchmakerConfig {
+        placement: test_config(),
+        tokens: TokenConfig {
+            protocol_id: 7,
+            private_key: PrivateKey::from_bytes([3; 32]),
+            expire_seconds: 10,
+            timeout_seconds: 5,
+        },
+        intake: IntakeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            limits,
+            trusted_proxies: Vec::new(),
+        },
+        inspect: Some(InspectConfig {
+            address: [127, 0, 0, 1].into(),
+            port: inspect_port,
+        }),
+        nats: NatsSettings::insecure(nats.address()),
+        fleet: FleetChoice::Static,
+        idle_interval: Duration::from_millis(2),
+        log_filter: None,
+    }
+}
+
+impl AppHarness {
+    pub async fn start() -> Self {
+        Self::start_with(Limits::default()).await
+    }
+
+    pub async fn start_with(limits: Limits) -> Self {
+        let nats_server = NatsServer::start().expect("start nats-server");
+        let inspect_port = free_tcp_port().expect("port");
+        let config = app_config(&nats_server, limits, inspect_port);
+        let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config))
+            .await
+            .expect("join")
+            .expect("matchmaker starts");
+        let nats = connect(
+            &NatsSettings::insecure(nats_server.address()),
+            "test-gameserver",
+        )
+        .await
+        .expect("connect");
+        let names = AppNames::new(GAME).expect("name");
+        let stores = KvStores::open(&nats, &names, Duration::from_secs(10))
+            .await
+            .expect("buckets");
+        Self {
+            nats_server,
+            nats,
+            stores,
+            matchmaker: Some(matchmaker),
+            inspect_port,
+        }
+    }
+
+    pub fn mm(&self) -> &MatchmakerHandle {
+        self.matchmaker.as_ref().expect("running")
+    }
+
+    /// Writes a lease as a game server would.
+    pub async fn put_lease(&self, lease: &DeploymentLease) {
+        self.stores
+            .leases
+            .put(lease.deployment_id.as_str(), encode(lease).into())
+            .await
+            .expect("put lease");
+    }
+
+    /// Writes an active-connection key as a game server would.
+    pub async fn open_connection(&self, deployment: &str, client_id: u64) {
+        let record = ActiveConnection {
+            deployment_id: deployment.into(),
+            client_id,
+            reservation_id: "r".into(),
+            connected_at_ms: 0,
+        };
+        let key = client_key(&KeyToken::new("d", deployment).expect("token"), client_id);
+        self.stores
+            .connections
+            .put(key, encode(&record).into())
+            .await
+            .expect("put connection");
+    }
+
+    pub async fn close_connection(&self, deployment: &str, client_id: u64) {
+        let key = client_key(&KeyToken::new("d", deployment).expect("token"), client_id);
+        self.stores
+            .connections
+            .delete(key)
+            .await
+            .expect("delete connection");
+    }
+}
+
+impl Drop for AppHarness {
+    fn drop(&mut self) {
+        // Stop the matchmaker off the async runtime (it joins a thread).
+        if let Some(mm) = self.matchmaker.take() {
+            std::thread::spawn(move || drop(mm)).join().ok();
+        }
+    }
+}
+
+/// A seed JSON client: sends one text frame, collects every reply until the server closes.
+pub async fn seed_conversation(url: &str, request: &str) -> (Vec<SeedResponse>, bool) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(Message::Text(request.into())).await.expect("send");
+    let mut replies = Vec::new();
+    let mut closed_normally = false;
+    loop {
+        let next = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("reply before deadline");
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                replies.push(SeedResponse::parse(text.as_str()).expect("well-formed reply"))
+            }
+            Some(Ok(Message::Close(frame))) => {
+                closed_normally = frame.is_none_or(|f| u16::from(f.code) == 1000);
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    (replies, closed_normally)
+}
+
+/// Minimal JSON-RPC over HTTP/1.1 to the inspection endpoint.
+pub async fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body =
+        serde_json::json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response before deadline")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let json = text.split("\r\n\r\n").nth(1).expect("body");
+    // Chunked or not, the JSON object is the outermost braces.
+    let start = json.find('{').expect("json");
+    let end = json.rfind('}').expect("json");
+    serde_json::from_str(&json[start..=end]).expect("json body")
+}
