@@ -32,7 +32,12 @@ pub struct AppHarness {
     pub inspect_port: u16,
 }
 
-pub fn app_config(nats: &NatsServer, limits: Limits, inspect_port: u16) -> MatchmakerConfig {
+pub fn app_config(
+    nats: &NatsServer,
+    limits: Limits,
+    inspect_port: u16,
+    fleet: FleetChoice,
+) -> MatchmakerConfig {
     MatchmakerConfig {
         placement: test_config(),
         tokens: TokenConfig {
@@ -51,7 +56,7 @@ pub fn app_config(nats: &NatsServer, limits: Limits, inspect_port: u16) -> Match
             port: inspect_port,
         }),
         nats: NatsSettings::insecure(nats.address()),
-        fleet: FleetChoice::Static,
+        fleet,
         idle_interval: Duration::from_millis(2),
         log_filter: None,
     }
@@ -63,9 +68,13 @@ impl AppHarness {
     }
 
     pub async fn start_with(limits: Limits) -> Self {
+        Self::start_with_fleet(limits, FleetChoice::Static).await
+    }
+
+    pub async fn start_with_fleet(limits: Limits, fleet: FleetChoice) -> Self {
         let nats_server = NatsServer::start().expect("start nats-server");
         let inspect_port = free_tcp_port().expect("port");
-        let config = app_config(&nats_server, limits, inspect_port);
+        let config = app_config(&nats_server, limits, inspect_port, fleet);
         let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config))
             .await
             .expect("join")
