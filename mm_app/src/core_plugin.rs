@@ -54,7 +54,7 @@ impl Default for PlacementConfig {
 impl PlacementConfig {
     /// Whether this matchmaker serves the game and version.
     pub fn serves(&self, game: &GameRef) -> bool {
-        game.game == self.app_name && self.app_versions.iter().any(|v| *v == game.version)
+        game.game == self.app_name && self.app_versions.contains(&game.version)
     }
 }
 
