@@ -16,8 +16,8 @@ use crate::fleet::local::LocalFleetConfig;
 use crate::inspect::InspectConfig;
 use crate::intake::IntakeConfig;
 use crate::intake::limits::Limits;
-use crate::private_key::PrivateKey;
 use crate::tokens::TokenConfig;
+use bevygap_shared::private_key::PrivateKey;
 
 /// Which fleet backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,7 +178,7 @@ impl Cli {
                 ));
             }
         };
-        key.check_not_placeholder(self.dev)
+        Ok(key.check_not_placeholder(self.dev)?)
     }
 
     /// Validates everything and builds the configuration.

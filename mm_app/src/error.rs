@@ -12,6 +12,9 @@ pub enum ConfigError {
     /// The lightyear private key is missing, malformed or a placeholder.
     #[error("lightyear private key: {0}")]
     PrivateKey(String),
+    /// The key text or file is unusable.
+    #[error("lightyear private key: {0}")]
+    Key(#[from] bevygap_shared::private_key::KeyError),
     /// A flag has a value outside its domain.
     #[error("invalid --{flag}: {reason}")]
     Invalid {

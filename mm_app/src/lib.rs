@@ -28,7 +28,6 @@ pub mod inspect;
 pub mod intake;
 pub mod kv_bridge;
 pub mod messages;
-pub mod private_key;
 pub mod reservation;
 pub mod runtime;
 pub mod systems;
@@ -36,7 +35,7 @@ pub mod ticket;
 pub mod tokens;
 
 pub use app::{MatchmakerConfig, MatchmakerHandle, build_app, spawn_matchmaker};
+pub use bevygap_shared::private_key::PrivateKey;
 pub use core_plugin::{CoreSystems, MatchmakerCorePlugin, PlacementConfig};
 pub use error::ConfigError;
-pub use private_key::PrivateKey;
 pub use tokens::TokenConfig;

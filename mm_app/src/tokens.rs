@@ -6,7 +6,7 @@ use bevy::prelude::*;
 use bevygap_shared::token_data::TokenUserData;
 use lightyear_netcode::ConnectToken;
 
-use crate::private_key::PrivateKey;
+use bevygap_shared::private_key::PrivateKey;
 
 /// How tokens are minted.
 #[derive(Debug, Clone)]

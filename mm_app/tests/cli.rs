@@ -19,6 +19,22 @@ fn matchmaker() -> Command {
     command
 }
 
+/// The flags every start-up test needs: a game, a protocol id, the static fleet.
+fn with_required_flags() -> Command {
+    let mut command = matchmaker();
+    command.args([
+        "--app-name",
+        "g",
+        "--app-version",
+        "1",
+        "--lightyear-protocol-id",
+        "1",
+        "--fleet",
+        "static",
+    ]);
+    command
+}
+
 const ZERO_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[test]
@@ -39,17 +55,7 @@ fn help_works_without_nats() {
 
 #[test]
 fn an_all_zero_key_is_refused_without_dev() {
-    let out = matchmaker()
-        .args([
-            "--app-name",
-            "g",
-            "--app-version",
-            "1",
-            "--lightyear-protocol-id",
-            "1",
-            "--fleet",
-            "static",
-        ])
+    let out = with_required_flags()
         .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
         .output()
         .unwrap();
@@ -60,17 +66,7 @@ fn an_all_zero_key_is_refused_without_dev() {
 
 #[test]
 fn a_bad_key_is_refused_without_echoing_it() {
-    let out = matchmaker()
-        .args([
-            "--app-name",
-            "g",
-            "--app-version",
-            "1",
-            "--lightyear-protocol-id",
-            "1",
-            "--fleet",
-            "static",
-        ])
+    let out = with_required_flags()
         .env("LIGHTYEAR_PRIVATE_KEY", "supersecretbutwrong")
         .output()
         .unwrap();
@@ -85,17 +81,7 @@ fn a_bad_key_is_refused_without_echoing_it() {
 #[test]
 fn an_unreachable_nats_is_a_clear_start_up_error() {
     let port = bevygap_test_support::free_tcp_port().unwrap();
-    let out = matchmaker()
-        .args([
-            "--app-name",
-            "g",
-            "--app-version",
-            "1",
-            "--lightyear-protocol-id",
-            "1",
-            "--fleet",
-            "static",
-        ])
+    let out = with_required_flags()
         .args([
             "--dev",
             "--nats-insecure",
@@ -123,17 +109,7 @@ fn an_unreachable_nats_is_a_clear_start_up_error() {
 
 #[test]
 fn the_inspection_endpoint_stays_on_loopback_unless_allowed() {
-    let out = matchmaker()
-        .args([
-            "--app-name",
-            "g",
-            "--app-version",
-            "1",
-            "--lightyear-protocol-id",
-            "1",
-            "--fleet",
-            "static",
-        ])
+    let out = with_required_flags()
         .args(["--dev", "--remote-address", "0.0.0.0"])
         .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
         .output()

@@ -82,24 +82,12 @@ impl Admission {
         self.reservations.len()
     }
 
-    /// Checks a connection request and, if admitted, consumes the reservation.
-    pub fn admit(
-        &mut self,
-        client_id: u64,
-        user_data: Option<&TokenUserData>,
-        now: UnixMillis,
-    ) -> Result<Admitted, AdmissionDenied> {
+    /// Checks a connection request without consuming anything (lightyear may ask more than once
+    /// per handshake): the client id must hold a live, unused reservation for this deployment.
+    pub fn check(&mut self, client_id: u64, now: UnixMillis) -> Result<(), AdmissionDenied> {
         self.used.retain(|_, until| *until > now);
         if self.used.contains_key(&client_id) {
             return Err(AdmissionDenied::AlreadyUsed(client_id));
-        }
-        if let Some(data) = user_data
-            && data.deployment_id != self.deployment_id
-        {
-            return Err(AdmissionDenied::WrongDeployment {
-                client_id,
-                deployment_id: data.deployment_id.clone(),
-            });
         }
         let reservation = self
             .reservations
@@ -108,9 +96,31 @@ impl Admission {
         if reservation.is_expired(now) {
             return Err(AdmissionDenied::Expired(client_id));
         }
+        Ok(())
+    }
+
+    /// Admits a connected client: checks again, verifies the token's user data against the
+    /// reservation, and consumes it so the token cannot be used again.
+    pub fn admit(
+        &mut self,
+        client_id: u64,
+        user_data: Option<&TokenUserData>,
+        now: UnixMillis,
+    ) -> Result<Admitted, AdmissionDenied> {
         if let Some(data) = user_data
-            && data.reservation_id != reservation.reservation_id
+            && data.deployment_id != self.deployment_id
         {
+            return Err(AdmissionDenied::WrongDeployment {
+                client_id,
+                deployment_id: data.deployment_id.clone(),
+            });
+        }
+        self.check(client_id, now)?;
+        let matches = self
+            .reservations
+            .get(&client_id)
+            .is_some_and(|r| user_data.is_none_or(|d| d.reservation_id == r.reservation_id));
+        if !matches {
             return Err(AdmissionDenied::Mismatch(client_id));
         }
         let reservation = self
@@ -201,6 +211,19 @@ mod tests {
             Err(AdmissionDenied::Mismatch(5))
         );
         assert!(table.admit(5, Some(&data(5, "dep-a")), 2_000).is_ok());
+    }
+
+    #[test]
+    fn checking_does_not_consume_but_admitting_does() {
+        let mut table = Admission::new("dep-a");
+        table.reservation_added(reservation(4, "dep-a"));
+        assert!(table.check(4, 2_000).is_ok());
+        assert!(
+            table.check(4, 2_000).is_ok(),
+            "lightyear may ask twice per handshake"
+        );
+        assert!(table.admit(4, Some(&data(4, "dep-a")), 2_000).is_ok());
+        assert_eq!(table.check(4, 2_000), Err(AdmissionDenied::AlreadyUsed(4)));
     }
 
     #[test]

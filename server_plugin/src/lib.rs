@@ -5,9 +5,15 @@
 //! - [`context`]: who this server is (deployment id, public address, capacity), from the fleet;
 //! - [`cert`]: a short-lived self-signed WebTransport certificate and its digest;
 //! - [`admission`]: admitting a client id only with a live, unused reservation for this server;
-//! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys.
+//! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys;
+//! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server.
 
 pub mod admission;
 pub mod cert;
 pub mod context;
 pub mod kv_tasks;
+pub mod plugin;
+
+pub use plugin::{
+    BevygapServerConfig, BevygapServerPlugin, BevygapServerStatus, BevygapServerSystems,
+};

@@ -23,6 +23,7 @@ pub mod error;
 pub mod names;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod private_key;
 pub mod protocol;
 pub mod schema;
 pub mod secret;

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 pub struct Limits {
     /// Largest request message accepted, in bytes.
     pub max_message_bytes: usize,
-    /// Most client connections at once, all endpoints together.
+    /// Most client connections at once, per endpoint.
     pub max_connections: usize,
     /// Most connections at once from one IP (seed endpoint).
     pub max_connections_per_ip: usize,

@@ -1,9 +1,13 @@
-//! The lightyear netcode private key: parsed from hex, the seed's comma list, or a file.
+//! The lightyear netcode private key shared by the matchmaker and game servers: parsed from hex,
+//! the seed's comma list, or a file.
 
 use std::fmt;
 use std::path::Path;
 
-use crate::error::ConfigError;
+/// The key is missing, malformed or a placeholder. The message never contains the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
 
 /// A 32-byte netcode private key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,42 +31,36 @@ impl PrivateKey {
 
     /// Parses 64 hex characters, or the seed's 32 comma-separated decimal bytes
     /// (`1, 2, 3, ...`).
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         let bytes: Vec<u8> = if text.contains(',') {
             text.split(',')
                 .map(|part| part.trim().parse::<u8>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| {
-                    ConfigError::PrivateKey(
-                        "a comma list must hold 32 numbers from 0 to 255".into(),
-                    )
-                })?
+                .map_err(|_| KeyError("a comma list must hold 32 numbers from 0 to 255".into()))?
         } else {
             hex::decode(text).map_err(|_| {
-                ConfigError::PrivateKey(
-                    "expected 64 hex characters or 32 comma-separated bytes".into(),
-                )
+                KeyError("expected 64 hex characters or 32 comma-separated bytes".into())
             })?
         };
         let len = bytes.len();
         let bytes: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| ConfigError::PrivateKey(format!("{len} bytes, a netcode key has 32")))?;
+            .map_err(|_| KeyError(format!("{len} bytes, a netcode key has 32")))?;
         Ok(Self(bytes))
     }
 
     /// Reads and parses a key file (same formats as [`PrivateKey::parse`]).
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::PrivateKey(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| KeyError(format!("cannot read {}: {e}", path.display())))?;
         Self::parse(&text)
     }
 
     /// Refuses an all-zero key unless `dev` is set.
-    pub fn check_not_placeholder(self, dev: bool) -> Result<Self, ConfigError> {
+    pub fn check_not_placeholder(self, dev: bool) -> Result<Self, KeyError> {
         if self.is_all_zero() && !dev {
-            return Err(ConfigError::PrivateKey(
+            return Err(KeyError(
                 "the key is all zeros; anyone could mint tokens for your servers. \
                  Generate one (e.g. `openssl rand -hex 32`) or pass --dev for local testing"
                     .into(),

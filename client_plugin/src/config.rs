@@ -1,0 +1,33 @@
+//! The client plugin's configuration.
+
+use std::time::Duration;
+
+/// How the client finds and talks to the matchmaker.
+#[derive(Debug, Clone)]
+pub struct BevygapClientConfig {
+    /// The matchmaker's simplenet URL, e.g. `ws://127.0.0.1:3000/ws`.
+    pub matchmaker_url: String,
+    /// The game (app) name.
+    pub game: String,
+    /// The game version.
+    pub version: String,
+    /// Free text sent with the connect message (platform, build), for the matchmaker's logs.
+    pub client_build: String,
+    /// How long the whole matchmaking request may take (server start-up included).
+    pub request_timeout: Duration,
+    /// How long the lightyear connection may take once a token is received.
+    pub connect_timeout: Duration,
+}
+
+impl Default for BevygapClientConfig {
+    fn default() -> Self {
+        Self {
+            matchmaker_url: "ws://127.0.0.1:3000/ws".into(),
+            game: "bevygap-demo".into(),
+            version: "1".into(),
+            client_build: format!("{} {}", std::env::consts::OS, env!("CARGO_PKG_VERSION")),
+            request_timeout: Duration::from_secs(90),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}

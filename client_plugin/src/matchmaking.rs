@@ -1,0 +1,149 @@
+//! Asking the matchmaker for a session over the `bevy_simplenet` channel.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_simplenet::{AuthRequest, Client, ClientConfig, ClientEvent, ClientFactory, ClientReport};
+use bevygap_shared::protocol::GameRef;
+use bevygap_shared::protocol::channel::{
+    CHANNEL_PROTOCOL_VERSION, ClientHello, ClientMsg, MatchRequest, MatchResult, MatchmakerChannel,
+    ServerMsg, SessionInfo,
+};
+
+use crate::config::BevygapClientConfig;
+use crate::state::BevygapClientState;
+
+/// The plugin's configuration as a resource.
+#[derive(Resource, Debug, Clone)]
+pub struct ClientSettings(pub BevygapClientConfig);
+
+/// An open matchmaking request.
+#[derive(Resource)]
+pub struct MatchmakerRequest {
+    client: Client<MatchmakerChannel>,
+    sent: bool,
+    started: Duration,
+}
+
+/// A session received from the matchmaker, waiting to be connected.
+#[derive(Resource, Debug, Clone)]
+pub struct ReceivedSession(pub SessionInfo);
+
+/// Why a request ended without a session.
+fn failure(state: &mut BevygapClientState, commands: &mut Commands, reason: String) {
+    warn!("bevygap: matchmaking failed: {reason}");
+    *state = BevygapClientState::Failed(reason);
+    commands.remove_resource::<MatchmakerRequest>();
+}
+
+/// Opens the websocket and marks the state `Requesting` (what `bevygap_connect_client` does).
+pub fn start_request(world: &mut World) {
+    let settings = world.resource::<ClientSettings>().0.clone();
+    let now = world.resource::<Time<Real>>().elapsed();
+    let state = world.resource::<BevygapClientState>().clone();
+    if state.is_busy() || state == BevygapClientState::Connected {
+        debug!("bevygap: a request is already under way ({state:?})");
+        return;
+    }
+    let url = match settings.matchmaker_url.parse() {
+        Ok(url) => url,
+        Err(error) => {
+            *world.resource_mut::<BevygapClientState>() = BevygapClientState::Failed(format!(
+                "bad matchmaker URL {}: {error}",
+                settings.matchmaker_url
+            ));
+            return;
+        }
+    };
+    world.remove_resource::<ReceivedSession>();
+    let client = ClientFactory::<MatchmakerChannel>::new(CHANNEL_PROTOCOL_VERSION).new_client(
+        enfync::builtin::Handle::default(),
+        url,
+        AuthRequest::None {
+            client_id: rand::random::<u128>(),
+        },
+        ClientConfig {
+            reconnect_on_disconnect: false,
+            reconnect_on_server_close: false,
+            max_initial_connect_attempts: 1,
+            ..ClientConfig::default()
+        },
+        ClientHello {
+            game: GameRef::new(settings.game.clone(), settings.version.clone()),
+            client_build: settings.client_build.clone(),
+        },
+    );
+    world.insert_resource(MatchmakerRequest {
+        client,
+        sent: false,
+        started: now,
+    });
+    *world.resource_mut::<BevygapClientState>() = BevygapClientState::Requesting;
+}
+
+/// Drives the open request: sends it once connected, follows progress, stores the session.
+pub fn poll_matchmaker(
+    mut commands: Commands,
+    request: Option<ResMut<MatchmakerRequest>>,
+    mut state: ResMut<BevygapClientState>,
+    settings: Res<ClientSettings>,
+    time: Res<Time<Real>>,
+) {
+    let Some(mut request) = request else { return };
+    if time.elapsed().saturating_sub(request.started) > settings.0.request_timeout {
+        request.client.send(ClientMsg::Cancel);
+        request.client.close();
+        return failure(
+            &mut state,
+            &mut commands,
+            format!(
+                "no answer from the matchmaker within {:?}",
+                settings.0.request_timeout
+            ),
+        );
+    }
+    while let Some(event) = request.client.next() {
+        match event {
+            ClientEvent::Report(ClientReport::Connected) => {
+                if !request.sent {
+                    request.client.request(MatchRequest::default());
+                    request.sent = true;
+                }
+            }
+            ClientEvent::Report(report) => {
+                return failure(
+                    &mut state,
+                    &mut commands,
+                    format!("the matchmaker connection ended without a result ({report:?})"),
+                );
+            }
+            ClientEvent::Msg(ServerMsg::Status(status)) => {
+                *state = BevygapClientState::Waiting(status.text);
+            }
+            ClientEvent::Response(MatchResult::Ready(session), _) => {
+                info!(
+                    "bevygap: session on {} ({:?})",
+                    session.server_addr(),
+                    session.transport
+                );
+                request.client.close();
+                commands.remove_resource::<MatchmakerRequest>();
+                commands.insert_resource(ReceivedSession(session));
+                *state = BevygapClientState::Connecting;
+                return;
+            }
+            ClientEvent::Response(MatchResult::Failed(error), _) => {
+                request.client.close();
+                return failure(&mut state, &mut commands, error.to_string());
+            }
+            ClientEvent::Reject(_) | ClientEvent::SendFailed(_) | ClientEvent::ResponseLost(_) => {
+                return failure(
+                    &mut state,
+                    &mut commands,
+                    "the matchmaker dropped the request".into(),
+                );
+            }
+            ClientEvent::Ack(_) => {}
+        }
+    }
+}

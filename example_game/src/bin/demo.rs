@@ -1,0 +1,89 @@
+//! The local demo: `cargo run -p bevygap_example_game --bin demo` (or `bash ci/demo.sh`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bevygap_example_game::demo::{DemoConfig, run_demo};
+use clap::Parser;
+
+/// Runs NATS, the matchmaker with the local fleet, and bot players, then prints a summary.
+#[derive(Debug, Parser)]
+#[command(name = "demo")]
+struct Args {
+    /// Bot players.
+    #[arg(long, default_value_t = 6)]
+    bots: usize,
+    /// Seats per game server.
+    #[arg(long, default_value_t = 4)]
+    seats: u32,
+    /// Seconds each bot stays.
+    #[arg(long, default_value_t = 3)]
+    play_secs: u64,
+    /// Seconds an empty server lives before it is stopped.
+    #[arg(long, default_value_t = 3)]
+    empty_ttl_secs: u64,
+}
+
+fn percentile(values: &mut [Duration], p: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    values.sort();
+    let index = ((values.len() - 1) as f64 * p).round() as usize;
+    values[index]
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let server_binary = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("example_server"),
+        Err(error) => {
+            eprintln!("demo: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = DemoConfig {
+        server_binary,
+        bots: args.bots,
+        seats_per_server: args.seats,
+        play_for: Duration::from_secs(args.play_secs),
+        empty_server_ttl: Duration::from_secs(args.empty_ttl_secs),
+        token_expire_secs: 15,
+    };
+    match run_demo(&config, |line| println!("[demo] {line}")) {
+        Ok(mut report) => {
+            println!();
+            println!("== Bevygap demo summary ==");
+            println!(
+                "clients connected        {} of {}",
+                report.connected, args.bots
+            );
+            println!(
+                "clients seen by servers  {}",
+                report.clients_seen_by_servers
+            );
+            println!("seats per server         {}", args.seats);
+            println!("servers started          {}", report.servers_started);
+            println!("servers stopped          {}", report.servers_stopped);
+            let p50 = percentile(&mut report.token_latencies, 0.5);
+            let max = percentile(&mut report.token_latencies, 1.0);
+            println!(
+                "request -> token         p50 {p50:.1?}, max {max:.1?} (includes server start-up when cold)"
+            );
+            let p50 = percentile(&mut report.connect_latencies, 0.5);
+            println!("request -> connected     p50 {p50:.1?}");
+            for reason in &report.failed {
+                println!("failed: {reason}");
+            }
+            if report.failed.is_empty() && report.servers_started == report.servers_stopped {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The local demo: NATS, the matchmaker with the local fleet, and bots joining and leaving.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevygap_matchmaker::app::FleetChoice;
+use bevygap_matchmaker::fleet::local::LocalFleetConfig;
+use bevygap_matchmaker::inspect::InspectConfig;
+use bevygap_matchmaker::intake::IntakeConfig;
+use bevygap_matchmaker::{
+    MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
+};
+use bevygap_shared::names::AppNames;
+use bevygap_shared::nats::{
+    BucketSpec, NatsSettings, WatchEvent, connect, ensure_bucket, spawn_watch,
+};
+use bevygap_test_support::{NatsServer, free_tcp_port};
+
+use crate::bot::{BotOutcome, run_bot};
+use crate::{GAME, PROTOCOL_ID, VERSION};
+
+/// What the demo does.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// The game server binary the local fleet starts.
+    pub server_binary: PathBuf,
+    /// Bots to run.
+    pub bots: usize,
+    /// Seats per server.
+    pub seats_per_server: u32,
+    /// How long each bot stays.
+    pub play_for: Duration,
+    /// How long an empty server lives.
+    pub empty_server_ttl: Duration,
+    /// Token (and reservation) lifetime in seconds.
+    pub token_expire_secs: u32,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    /// Bots that connected and played.
+    pub connected: usize,
+    /// Bots that failed, with reasons.
+    pub failed: Vec<String>,
+    /// Request → token latencies.
+    pub token_latencies: Vec<Duration>,
+    /// Request → connected latencies.
+    pub connect_latencies: Vec<Duration>,
+    /// Deployments whose lease appeared.
+    pub servers_started: usize,
+    /// Deployments whose lease went away.
+    pub servers_stopped: usize,
+    /// Distinct clients the servers recorded as connected.
+    pub clients_seen_by_servers: usize,
+}
+
+/// A running demo environment: NATS and the matchmaker, with KV observers.
+pub struct DemoEnv {
+    /// The NATS server.
+    pub nats_server: NatsServer,
+    /// The matchmaker.
+    pub matchmaker: Option<MatchmakerHandle>,
+    /// The token key (random per run), for tests that mint their own tokens.
+    pub key: [u8; 32],
+    /// The inspection port.
+    pub inspect_port: u16,
+    /// Leases seen (added) and removed, and clients connected, as the KV shows them.
+    pub observed: Arc<Mutex<Observed>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// What the demo saw in KV.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Deployments whose lease appeared.
+    pub leases_added: HashSet<String>,
+    /// Deployments whose lease went away.
+    pub leases_removed: HashSet<String>,
+    /// Connection keys ever seen.
+    pub connections_seen: HashSet<String>,
+    /// Connection keys now.
+    pub connections_now: HashSet<String>,
+}
+
+impl DemoEnv {
+    /// Starts NATS, the matchmaker with the local fleet, and the KV observers.
+    pub fn start(config: &DemoConfig) -> anyhow::Result<Self> {
+        let nats_server = NatsServer::start()?;
+        let key: [u8; 32] = std::array::from_fn(|_| rand_byte());
+        let inspect_port = free_tcp_port()?;
+        let first_port = 20_000 + (std::process::id() % 2000) as u16 * 10;
+        let env = vec![
+            ("NATS_HOST".to_owned(), nats_server.address()),
+            ("NATS_INSECURE".to_owned(), "true".to_owned()),
+            ("LIGHTYEAR_PRIVATE_KEY".to_owned(), hex_key(&key)),
+            ("LIGHTYEAR_PROTOCOL_ID".to_owned(), PROTOCOL_ID.to_string()),
+            (
+                "BEVYGAP_TOKEN_EXPIRE_SECS".to_owned(),
+                config.token_expire_secs.to_string(),
+            ),
+            (
+                "RUST_LOG".to_owned(),
+                "warn,bevygap_server_plugin=info".to_owned(),
+            ),
+        ];
+        let mm_config = MatchmakerConfig {
+            placement: PlacementConfig {
+                app_name: GAME.into(),
+                app_versions: vec![VERSION.into()],
+                ticket_timeout: Duration::from_secs(60),
+                reservation_ttl: Duration::from_secs(u64::from(config.token_expire_secs)),
+                empty_server_ttl: config.empty_server_ttl,
+                allocation_timeout: Duration::from_secs(60),
+                expected_capacity: config.seats_per_server,
+                max_starting: 4,
+            },
+            tokens: TokenConfig {
+                protocol_id: PROTOCOL_ID,
+                private_key: PrivateKey::from_bytes(key),
+                expire_seconds: i32::try_from(config.token_expire_secs).unwrap_or(15),
+                timeout_seconds: 5,
+            },
+            intake: IntakeConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                ..IntakeConfig::default()
+            },
+            inspect: Some(InspectConfig {
+                address: [127, 0, 0, 1].into(),
+                port: inspect_port,
+            }),
+            nats: NatsSettings::insecure(nats_server.address()),
+            fleet: FleetChoice::Local(LocalFleetConfig {
+                command: vec![config.server_binary.display().to_string()],
+                ports: first_port..=first_port + 9,
+                capacity: config.seats_per_server,
+                env,
+                ..LocalFleetConfig::default()
+            }),
+            idle_interval: Duration::from_millis(2),
+            log_filter: None,
+        };
+        let matchmaker = spawn_matchmaker(mm_config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        runtime.block_on(observe(nats_server.address(), observed.clone()))?;
+        Ok(Self {
+            nats_server,
+            matchmaker: Some(matchmaker),
+            key,
+            inspect_port,
+            observed,
+            runtime,
+        })
+    }
+
+    /// The matchmaker's simplenet URL.
+    pub fn simplenet_url(&self) -> String {
+        self.matchmaker
+            .as_ref()
+            .map(MatchmakerHandle::simplenet_url)
+            .unwrap_or_default()
+    }
+
+    /// The matchmaker's seed JSON URL.
+    pub fn seed_url(&self) -> String {
+        self.matchmaker
+            .as_ref()
+            .map(MatchmakerHandle::seed_url)
+            .unwrap_or_default()
+    }
+
+    /// Runs a future on the demo's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Reads what the observers saw.
+    pub fn observed<T>(&self, read: impl FnOnce(&Observed) -> T) -> T {
+        read(
+            &self
+                .observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl Drop for DemoEnv {
+    fn drop(&mut self) {
+        drop(self.matchmaker.take());
+    }
+}
+
+async fn observe(address: String, observed: Arc<Mutex<Observed>>) -> anyhow::Result<()> {
+    let nats = connect(&NatsSettings::insecure(address), "bevygap-demo-observer").await?;
+    let names = AppNames::new(GAME)?;
+    let leases = ensure_bucket(nats.jetstream(), &BucketSpec::leases(&names)).await?;
+    let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names)).await?;
+    let mut lease_watch = spawn_watch(&nats, leases, ">", 256);
+    let mut connection_watch = spawn_watch(&nats, connections, ">", 256);
+    let lease_observed = observed.clone();
+    tokio::spawn(async move {
+        let _keep = nats;
+        while let Some(event) = lease_watch.events.recv().await {
+            let mut o = lease_observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match event {
+                WatchEvent::Put { key, .. } => {
+                    o.leases_added.insert(key);
+                }
+                WatchEvent::Removed { key, .. } => {
+                    o.leases_removed.insert(key);
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(event) = connection_watch.events.recv().await {
+            let mut o = observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match event {
+                WatchEvent::Put { key, .. } => {
+                    o.connections_seen.insert(key.clone());
+                    o.connections_now.insert(key);
+                }
+                WatchEvent::Removed { key, .. } => {
+                    o.connections_now.remove(&key);
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+fn rand_byte() -> u8 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() & 0xff) as u8
+}
+
+fn hex_key(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `bots` bots, `stagger` apart, each on its own thread.
+pub fn run_bots(url: &str, bots: usize, play_for: Duration, stagger: Duration) -> Vec<BotOutcome> {
+    let handles: Vec<_> = (0..bots)
+        .map(|i| {
+            let url = url.to_owned();
+            std::thread::sleep(if i == 0 { Duration::ZERO } else { stagger });
+            std::thread::spawn(move || run_bot(&url, play_for, Duration::from_secs(60)))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| BotOutcome::Failed("bot thread panicked".into()))
+        })
+        .collect()
+}
+
+/// Runs the whole demo and reports.
+pub fn run_demo(config: &DemoConfig, progress: impl Fn(&str)) -> anyhow::Result<DemoReport> {
+    progress("starting nats-server and the matchmaker (local fleet)");
+    let env = DemoEnv::start(config)?;
+    progress(&format!(
+        "matchmaker listening: {} and {}",
+        env.simplenet_url(),
+        env.seed_url()
+    ));
+    progress(&format!(
+        "{} bots asking for seats ({} seats per server)",
+        config.bots, config.seats_per_server
+    ));
+    let outcomes = run_bots(
+        &env.simplenet_url(),
+        config.bots,
+        config.play_for,
+        Duration::from_millis(200),
+    );
+    let mut report = DemoReport::default();
+    for outcome in outcomes {
+        match outcome {
+            BotOutcome::Played {
+                request_to_token,
+                request_to_connected,
+            } => {
+                report.connected += 1;
+                report.token_latencies.push(request_to_token);
+                report.connect_latencies.push(request_to_connected);
+            }
+            BotOutcome::Failed(reason) => report.failed.push(reason),
+        }
+    }
+    progress("bots left; waiting for the empty servers to be stopped");
+    let deadline = Instant::now() + config.empty_server_ttl + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let (added, removed) = env.observed(|o| (o.leases_added.len(), o.leases_removed.len()));
+        if added > 0 && added == removed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.observed(|o| {
+        report.servers_started = o.leases_added.len();
+        report.servers_stopped = o.leases_removed.len();
+        report.clients_seen_by_servers = o.connections_seen.len();
+    });
+    Ok(report)
+}

@@ -1,0 +1,99 @@
+//! The example game server: lightyear + Bevygap, headless.
+
+use std::time::Duration;
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevygap_server_plugin::context::DeploymentContext;
+use bevygap_server_plugin::{BevygapServerConfig, BevygapServerPlugin};
+use bevygap_shared::nats::NatsSettings;
+use bevygap_shared::private_key::PrivateKey;
+use bevygap_shared::schema::Transport;
+use bevygap_shared::secret::Secret;
+use clap::Parser;
+use lightyear::prelude::server::ServerPlugins;
+
+use crate::{PROTOCOL_ID, TICK};
+
+/// The example server's flags (the local fleet passes most of them through the environment).
+#[derive(Debug, Parser)]
+#[command(name = "example_server", about = "The Bevygap example game server")]
+pub struct ServerArgs {
+    /// The lightyear private key (64 hex characters or 32 comma-separated bytes).
+    #[arg(long, env = "LIGHTYEAR_PRIVATE_KEY", hide_env_values = true)]
+    pub lightyear_private_key: Secret,
+    /// The lightyear protocol id.
+    #[arg(long, env = "LIGHTYEAR_PROTOCOL_ID", default_value_t = PROTOCOL_ID)]
+    pub lightyear_protocol_id: u64,
+    /// Accept an all-zero key (local development only).
+    #[arg(long, env = "BEVYGAP_DEV")]
+    pub dev: bool,
+    /// `udp` or `webtransport`.
+    #[arg(long, env = "BEVYGAP_TRANSPORT", default_value = "udp")]
+    pub transport: String,
+    /// The NATS CA as PEM text (the seed's workaround for short environment variables).
+    #[arg(long = "ca_contents", id = "seed_ca_contents")]
+    pub seed_ca_contents: Option<Secret>,
+    /// Seats when the fleet does not say.
+    #[arg(long, default_value_t = 8)]
+    pub capacity: u32,
+    /// Reservation TTL in seconds (the matchmaker's token expiry).
+    #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
+    pub token_expire_secs: u64,
+    /// NATS settings.
+    #[command(flatten)]
+    pub nats: NatsSettings,
+}
+
+impl ServerArgs {
+    /// The plugin configuration, with the context read from the environment.
+    pub fn into_config(self) -> anyhow::Result<BevygapServerConfig> {
+        let key = PrivateKey::parse(self.lightyear_private_key.expose())?
+            .check_not_placeholder(self.dev)?;
+        let context = DeploymentContext::from_local_env(|k| std::env::var(k).ok(), self.capacity)?;
+        let transport = match self.transport.as_str() {
+            "udp" => Transport::Udp,
+            "webtransport" => Transport::WebTransport,
+            other => anyhow::bail!("--transport must be udp or webtransport, not {other}"),
+        };
+        let mut nats = self.nats;
+        if let Some(ca) = self.seed_ca_contents {
+            nats.ca = None;
+            nats.ca_contents = Some(ca);
+            nats.insecure = false;
+        }
+        Ok(BevygapServerConfig {
+            nats,
+            context,
+            transport,
+            protocol_id: self.lightyear_protocol_id,
+            private_key: *key.expose(),
+            heartbeat: Duration::from_secs(2),
+            reservation_ttl: Duration::from_secs(self.token_expire_secs),
+        })
+    }
+}
+
+/// Builds the headless server app.
+pub fn server_app(config: BevygapServerConfig) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(TICK)))
+        .add_plugins(LogPlugin::default())
+        .add_plugins(ServerPlugins {
+            tick_duration: TICK,
+        })
+        .add_plugins(BevygapServerPlugin { config });
+    app
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerArgs;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_flags_are_consistent() {
+        ServerArgs::command().debug_assert();
+    }
+}
