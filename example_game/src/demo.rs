@@ -91,7 +91,10 @@ impl DemoEnv {
         let nats_server = NatsServer::start()?;
         let key: [u8; 32] = std::array::from_fn(|_| rand_byte());
         let inspect_port = free_tcp_port()?;
-        let first_port = 20_000 + (std::process::id() % 2000) as u16 * 10;
+        // Each environment in this process gets its own ten ports.
+        static NEXT_RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let range = NEXT_RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
+        let first_port = 20_000 + (std::process::id() % 200) as u16 * 1000 + range * 10;
         let env = vec![
             ("NATS_HOST".to_owned(), nats_server.address()),
             ("NATS_INSECURE".to_owned(), "true".to_owned()),
