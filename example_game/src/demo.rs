@@ -36,6 +36,8 @@ pub struct DemoConfig {
     pub empty_server_ttl: Duration,
     /// Token (and reservation) lifetime in seconds.
     pub token_expire_secs: u32,
+    /// `udp` or `webtransport`: what the game servers listen on.
+    pub transport: String,
 }
 
 /// What happened.
@@ -93,8 +95,9 @@ impl DemoEnv {
         let inspect_port = free_tcp_port()?;
         // Each environment in this process gets its own ten ports.
         static NEXT_RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let range = NEXT_RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
-        let first_port = 20_000 + (std::process::id() % 200) as u16 * 1000 + range * 10;
+        let range = u32::from(NEXT_RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100);
+        let first_port =
+            u16::try_from(20_000 + (std::process::id() % 12) * 1000 + range * 10).unwrap_or(20_000);
         let env = vec![
             ("NATS_HOST".to_owned(), nats_server.address()),
             ("NATS_INSECURE".to_owned(), "true".to_owned()),

@@ -27,6 +27,7 @@ fn config(token_expire_secs: u32) -> DemoConfig {
         play_for: Duration::from_secs(1),
         empty_server_ttl: Duration::from_secs(2),
         token_expire_secs,
+        transport: "udp".into(),
     }
 }
 
@@ -189,5 +190,34 @@ fn reused_expired_and_foreign_tokens_are_refused() {
             || expired.contains("Expired")
             || expired.contains("TimedOut"),
         "{expired}"
+    );
+}
+
+#[test]
+fn a_webtransport_server_is_reached_with_the_certificate_digest_from_its_lease() {
+    let mut config = config(15);
+    config.transport = "webtransport".into();
+    config.bots = 1;
+    let env = DemoEnv::start(&config).unwrap();
+    let outcomes = run_bots(&env.simplenet_url(), 1, config.play_for, Duration::ZERO);
+    assert!(
+        matches!(outcomes[0], BotOutcome::Played { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(env.observed(|o| o.connections_seen.len()), 1);
+}
+
+#[test]
+fn the_client_reports_failure_instead_of_hanging() {
+    // Nothing listens there: the websocket fails and the state ends in Failed.
+    let port = bevygap_test_support::free_tcp_port().unwrap();
+    let outcome = bevygap_example_game::bot::run_bot(
+        &format!("ws://127.0.0.1:{port}/ws"),
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    );
+    assert!(
+        matches!(&outcome, BotOutcome::Failed(reason) if reason.contains("matchmaker")),
+        "{outcome:?}"
     );
 }

@@ -22,6 +22,9 @@ struct Args {
     /// Seconds an empty server lives before it is stopped.
     #[arg(long, default_value_t = 3)]
     empty_ttl_secs: u64,
+    /// What the game servers listen on: `udp` or `webtransport`.
+    #[arg(long, default_value = "udp")]
+    transport: String,
 }
 
 fn percentile(values: &mut [Duration], p: f64) -> Duration {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         play_for: Duration::from_secs(args.play_secs),
         empty_server_ttl: Duration::from_secs(args.empty_ttl_secs),
         token_expire_secs: 15,
+        transport: args.transport.clone(),
     };
     match run_demo(&config, |line| println!("[demo] {line}")) {
         Ok(mut report) => {
