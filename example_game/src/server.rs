@@ -6,7 +6,9 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevygap_server_plugin::context::DeploymentContext;
+use bevygap_server_plugin::edgegap_context::{self, EdgegapSettings};
 use bevygap_server_plugin::{BevygapServerConfig, BevygapServerPlugin};
+use bevygap_shared::context_env;
 use bevygap_shared::nats::NatsSettings;
 use bevygap_shared::private_key::PrivateKey;
 use bevygap_shared::schema::Transport;
@@ -14,7 +16,7 @@ use bevygap_shared::secret::Secret;
 use clap::Parser;
 use lightyear::prelude::server::ServerPlugins;
 
-use crate::{PROTOCOL_ID, TICK};
+use crate::{GAME, PROTOCOL_ID, TICK, VERSION};
 
 /// The example server's flags (the local fleet passes most of them through the environment).
 #[derive(Debug, Parser)]
@@ -41,6 +43,9 @@ pub struct ServerArgs {
     /// Reservation TTL in seconds (the matchmaker's token expiry).
     #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
     pub token_expire_secs: u64,
+    /// On Edgegap: the name of the game port in the app version.
+    #[arg(long, env = "BEVYGAP_EDGEGAP_PORT_NAME", default_value = "gameport")]
+    pub edgegap_port_name: String,
     /// NATS settings.
     #[command(flatten)]
     pub nats: NatsSettings,
@@ -51,7 +56,21 @@ impl ServerArgs {
     pub fn into_config(self) -> anyhow::Result<BevygapServerConfig> {
         let key = PrivateKey::parse(self.lightyear_private_key.expose())?
             .check_not_placeholder(self.dev)?;
-        let context = DeploymentContext::from_local_env(|k| std::env::var(k).ok(), self.capacity)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let context = if edgegap_context::on_edgegap(env) {
+            let settings = EdgegapSettings {
+                port_name: self.edgegap_port_name.clone(),
+                app_name: env(context_env::APP_NAME).unwrap_or_else(|| GAME.into()),
+                app_version: env(context_env::APP_VERSION).unwrap_or_else(|| VERSION.into()),
+                capacity: self.capacity,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(edgegap_context::resolve(env, &settings))?
+        } else {
+            DeploymentContext::from_local_env(env, self.capacity)?
+        };
         let transport = match self.transport.as_str() {
             "udp" => Transport::Udp,
             "webtransport" => Transport::WebTransport,

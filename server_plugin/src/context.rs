@@ -10,7 +10,7 @@ use bevygap_shared::names::KeyToken;
 use thiserror::Error;
 
 /// What the server needs to know about its deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentContext {
     /// The deployment id (lease key).
     pub deployment_id: KeyToken,
@@ -24,6 +24,10 @@ pub struct DeploymentContext {
     pub bind_addr: SocketAddr,
     /// Seats to offer.
     pub capacity: u32,
+    /// The host name clients may dial instead of the IP, if the fleet gives one.
+    pub fqdn: Option<String>,
+    /// Where the server runs, if the fleet says.
+    pub location: Option<bevygap_shared::schema::Location>,
 }
 
 /// The context is missing or malformed. The fleet (or whoever started the server) is at fault.
@@ -43,7 +47,7 @@ pub enum ContextError {
     },
 }
 
-fn required(
+pub(crate) fn required(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
 ) -> Result<String, ContextError> {
@@ -52,7 +56,7 @@ fn required(
         .ok_or(ContextError::Missing(name))
 }
 
-fn parsed<T: std::str::FromStr>(
+pub(crate) fn parsed<T: std::str::FromStr>(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
 ) -> Result<T, ContextError>
@@ -107,6 +111,8 @@ impl DeploymentContext {
             public_addr: SocketAddr::new(public_ip, port),
             bind_addr: SocketAddr::new(bind_ip, port),
             capacity,
+            fqdn: None,
+            location: None,
         })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The pieces a lightyear game server needs to run under Bevygap:
 //!
-//! - [`context`]: who this server is (deployment id, public address, capacity), from the fleet;
+//! - [`context`]: who this server is (deployment id, public address, capacity), from the local fleet;
+//! - [`edgegap_context`]: the same on Edgegap, from `ARBITRIUM_*` variables and the context API;
 //! - [`cert`]: a short-lived self-signed WebTransport certificate and its digest;
 //! - [`admission`]: admitting a client id only with a live, unused reservation for this server;
 //! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys;
@@ -11,6 +12,7 @@
 pub mod admission;
 pub mod cert;
 pub mod context;
+pub mod edgegap_context;
 pub mod kv_tasks;
 pub mod plugin;
 

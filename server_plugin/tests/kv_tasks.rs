@@ -29,6 +29,8 @@ fn context() -> DeploymentContext {
         public_addr: "127.0.0.1:6420".parse().unwrap(),
         bind_addr: "127.0.0.1:6420".parse().unwrap(),
         capacity: 4,
+        fqdn: None,
+        location: None,
     }
 }
 

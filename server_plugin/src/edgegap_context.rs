@@ -1,0 +1,299 @@
+//! The deployment context on Edgegap: `ARBITRIUM_*` variables and the context API.
+//!
+//! Edgegap starts the container with `ARBITRIUM_REQUEST_ID`, `ARBITRIUM_PUBLIC_IP`,
+//! `ARBITRIUM_PORTS_MAPPING` (JSON) and `ARBITRIUM_CONTEXT_URL` / `ARBITRIUM_CONTEXT_TOKEN`. The
+//! context API (a `GET` with `Authorization: <token>`) adds the FQDN and location. The server binds
+//! the port's internal number and publishes the public IP with the external one.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bevygap_shared::names::KeyToken;
+use bevygap_shared::schema::Location;
+use serde::Deserialize;
+
+use crate::context::{ContextError, DeploymentContext, required};
+
+/// The deployment id.
+pub const REQUEST_ID: &str = "ARBITRIUM_REQUEST_ID";
+/// The public IP.
+pub const PUBLIC_IP: &str = "ARBITRIUM_PUBLIC_IP";
+/// The port mapping, JSON.
+pub const PORTS_MAPPING: &str = "ARBITRIUM_PORTS_MAPPING";
+/// The context API URL.
+pub const CONTEXT_URL: &str = "ARBITRIUM_CONTEXT_URL";
+/// The context API token.
+pub const CONTEXT_TOKEN: &str = "ARBITRIUM_CONTEXT_TOKEN";
+
+/// One port of the mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PortMapping {
+    /// Port inside the container (what the server binds).
+    pub internal: u16,
+    /// Port on the public IP (what clients dial).
+    pub external: u16,
+    /// `UDP`, `TCP/UDP`, ...
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// The port's name in the app version.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Where Edgegap placed the deployment.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct EdgegapLocation {
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Continent.
+    #[serde(default)]
+    pub continent: Option<String>,
+    /// Latitude.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+}
+
+/// What the context API returns (the fields Bevygap uses).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct EdgegapContext {
+    /// The deployment's request id.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The public IP.
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    /// The deployment's host name.
+    #[serde(default)]
+    pub fqdn: Option<String>,
+    /// Ports by name.
+    #[serde(default)]
+    pub ports: HashMap<String, PortMapping>,
+    /// Location.
+    #[serde(default)]
+    pub location: Option<EdgegapLocation>,
+}
+
+#[derive(Deserialize)]
+struct PortsMappingEnv {
+    ports: HashMap<String, PortMapping>,
+}
+
+/// What the game knows about itself on Edgegap.
+#[derive(Debug, Clone)]
+pub struct EdgegapSettings {
+    /// The name of the game port in the Edgegap app version (e.g. `gameport`).
+    pub port_name: String,
+    /// The game (app) name.
+    pub app_name: String,
+    /// The game version.
+    pub app_version: String,
+    /// Seats to offer.
+    pub capacity: u32,
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ContextError {
+    ContextError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+fn pick_port(
+    ports: &HashMap<String, PortMapping>,
+    settings: &EdgegapSettings,
+) -> Result<PortMapping, ContextError> {
+    ports
+        .get(&settings.port_name)
+        .or_else(|| (ports.len() == 1).then(|| ports.values().next()).flatten())
+        .cloned()
+        .ok_or_else(|| {
+            invalid(
+                PORTS_MAPPING,
+                format!(
+                    "no port named `{}` (found: {}); name the game port in the Edgegap app version",
+                    settings.port_name,
+                    ports.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+}
+
+/// Whether the process runs on Edgegap.
+pub fn on_edgegap(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    lookup(REQUEST_ID).is_some()
+}
+
+/// The context from the `ARBITRIUM_*` variables alone.
+pub fn from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+    settings: &EdgegapSettings,
+) -> Result<DeploymentContext, ContextError> {
+    let mapping: PortsMappingEnv = serde_json::from_str(&required(&lookup, PORTS_MAPPING)?)
+        .map_err(|e| invalid(PORTS_MAPPING, e.to_string()))?;
+    let api = EdgegapContext {
+        request_id: Some(required(&lookup, REQUEST_ID)?),
+        public_ip: Some(required(&lookup, PUBLIC_IP)?),
+        fqdn: None,
+        ports: mapping.ports,
+        location: None,
+    };
+    from_api(api, settings)
+}
+
+/// The context from a context API answer.
+pub fn from_api(
+    api: EdgegapContext,
+    settings: &EdgegapSettings,
+) -> Result<DeploymentContext, ContextError> {
+    let request_id = api.request_id.ok_or(ContextError::Missing(REQUEST_ID))?;
+    let deployment_id = KeyToken::new("deployment id", request_id)
+        .map_err(|e| invalid(REQUEST_ID, e.to_string()))?;
+    let public_ip: IpAddr = api
+        .public_ip
+        .ok_or(ContextError::Missing(PUBLIC_IP))?
+        .parse()
+        .map_err(|e: std::net::AddrParseError| invalid(PUBLIC_IP, e.to_string()))?;
+    let port = pick_port(&api.ports, settings)?;
+    let location = api.location.map(|l| Location {
+        region: l
+            .city
+            .clone()
+            .or_else(|| l.country.clone())
+            .or(l.continent.clone())
+            .unwrap_or_default(),
+        country: l.country,
+        latitude: l.latitude,
+        longitude: l.longitude,
+    });
+    Ok(DeploymentContext {
+        deployment_id,
+        app_name: settings.app_name.clone(),
+        app_version: settings.app_version.clone(),
+        public_addr: SocketAddr::new(public_ip, port.external),
+        bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.internal),
+        capacity: settings.capacity,
+        fqdn: api.fqdn,
+        location,
+    })
+}
+
+/// Asks the context API. The token is sent as the `Authorization` header and never logged.
+pub async fn fetch(url: &str, token: &str) -> Result<EdgegapContext, ContextError> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| invalid(CONTEXT_URL, e.to_string()))?;
+    let response = client
+        .get(url)
+        .header(reqwest::header::AUTHORIZATION, token)
+        .send()
+        .await
+        .map_err(|e| invalid(CONTEXT_URL, format!("unreachable: {}", e.without_url())))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(invalid(
+            CONTEXT_URL,
+            format!("answered {status}; check ARBITRIUM_CONTEXT_TOKEN"),
+        ));
+    }
+    response
+        .json::<EdgegapContext>()
+        .await
+        .map_err(|e| invalid(CONTEXT_URL, format!("unexpected answer: {e}")))
+}
+
+/// The context on Edgegap: the context API when reachable (FQDN, location), else the variables.
+pub async fn resolve(
+    lookup: impl Fn(&str) -> Option<String>,
+    settings: &EdgegapSettings,
+) -> Result<DeploymentContext, ContextError> {
+    if let (Some(url), Some(token)) = (lookup(CONTEXT_URL), lookup(CONTEXT_TOKEN)) {
+        match fetch(&url, &token).await {
+            Ok(api) => {
+                let mut api = api;
+                if api.request_id.is_none() {
+                    api.request_id = lookup(REQUEST_ID);
+                }
+                if api.public_ip.is_none() {
+                    api.public_ip = lookup(PUBLIC_IP);
+                }
+                return from_api(api, settings);
+            }
+            Err(error) => {
+                tracing::warn!("Edgegap context API: {error}; using the ARBITRIUM_* variables")
+            }
+        }
+    }
+    from_env(lookup, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EdgegapSettings {
+        EdgegapSettings {
+            port_name: "gameport".into(),
+            app_name: "spaceships".into(),
+            app_version: "1".into(),
+            capacity: 8,
+        }
+    }
+
+    #[test]
+    fn the_variables_give_public_ip_external_port_and_internal_bind() {
+        let env = |k: &str| {
+            match k {
+            REQUEST_ID => Some("9f3a1c2b7d4e".into()),
+            PUBLIC_IP => Some("203.0.113.9".into()),
+            PORTS_MAPPING => Some(
+                r#"{"ports":{"gameport":{"name":"gameport","internal":6420,"external":31504,"protocol":"UDP"}}}"#.into(),
+            ),
+            _ => None,
+        }
+        };
+        let ctx = from_env(env, &settings()).unwrap();
+        assert_eq!(ctx.deployment_id.as_str(), "9f3a1c2b7d4e");
+        assert_eq!(ctx.public_addr, "203.0.113.9:31504".parse().unwrap());
+        assert_eq!(ctx.bind_addr, "0.0.0.0:6420".parse().unwrap());
+    }
+
+    #[test]
+    fn a_missing_port_name_is_explained() {
+        let api = EdgegapContext {
+            request_id: Some("abc".into()),
+            public_ip: Some("203.0.113.9".into()),
+            ports: HashMap::from([
+                (
+                    "a".into(),
+                    PortMapping {
+                        internal: 1,
+                        external: 2,
+                        protocol: None,
+                        name: None,
+                    },
+                ),
+                (
+                    "b".into(),
+                    PortMapping {
+                        internal: 3,
+                        external: 4,
+                        protocol: None,
+                        name: None,
+                    },
+                ),
+            ]),
+            ..Default::default()
+        };
+        let err = from_api(api, &settings()).unwrap_err();
+        assert!(err.to_string().contains("gameport"), "{err}");
+        assert!(!on_edgegap(|_| None));
+    }
+}
