@@ -13,7 +13,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
   echo "[test] wasm32 check of the client plugin (browser builds)"
-  cargo check --locked --target wasm32-unknown-unknown -p bevygap_shared -p bevygap_client_plugin
+  cargo check --locked --target wasm32-unknown-unknown -p bevygap_client_plugin
 fi
 
 echo "[test] cargo test"

@@ -2,11 +2,24 @@
 
 use std::time::Duration;
 
+/// Which matchmaker endpoint to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatchmakerProtocol {
+    /// The `bevy_simplenet` channel at `/ws` (native and browser).
+    #[default]
+    Simplenet,
+    /// The seed-compatible JSON at `/matchmaker/ws` (native only).
+    SeedJson,
+}
+
 /// How the client finds and talks to the matchmaker.
 #[derive(Debug, Clone)]
 pub struct BevygapClientConfig {
-    /// The matchmaker's simplenet URL, e.g. `ws://127.0.0.1:3000/ws`.
+    /// The matchmaker's URL: `ws://127.0.0.1:3000/ws` for simplenet, or
+    /// `ws://127.0.0.1:3000/matchmaker/ws` for [`MatchmakerProtocol::SeedJson`].
     pub matchmaker_url: String,
+    /// Which endpoint the URL points at.
+    pub protocol: MatchmakerProtocol,
     /// The game (app) name.
     pub game: String,
     /// The game version.
@@ -23,6 +36,7 @@ impl Default for BevygapClientConfig {
     fn default() -> Self {
         Self {
             matchmaker_url: "ws://127.0.0.1:3000/ws".into(),
+            protocol: MatchmakerProtocol::Simplenet,
             game: "bevygap-demo".into(),
             version: "1".into(),
             client_build: format!("{} {}", std::env::consts::OS, env!("CARGO_PKG_VERSION")),

@@ -25,17 +25,19 @@
 pub mod config;
 pub mod connection;
 pub mod matchmaking;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod seed_json_mode;
 pub mod state;
 
 use bevy::ecs::system::Commands;
 use bevy::prelude::*;
 
-pub use config::BevygapClientConfig;
+pub use config::{BevygapClientConfig, MatchmakerProtocol};
 pub use state::BevygapClientState;
 
 /// The usual imports.
 pub mod prelude {
-    pub use crate::config::BevygapClientConfig;
+    pub use crate::config::{BevygapClientConfig, MatchmakerProtocol};
     pub use crate::state::BevygapClientState;
     pub use crate::{BevygapClientPlugin, BevygapClientSystems, BevygapConnectExt};
 }
@@ -86,6 +88,11 @@ impl Plugin for BevygapClientPlugin {
             )
             .add_observer(connection::on_connected)
             .add_observer(connection::on_disconnected);
+        #[cfg(not(target_arch = "wasm32"))]
+        app.add_systems(
+            Update,
+            matchmaking::poll_seed_json.in_set(BevygapClientSystems::Matchmaking),
+        );
     }
 }
 

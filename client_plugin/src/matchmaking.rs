@@ -56,6 +56,26 @@ pub fn start_request(world: &mut World) {
         }
     };
     world.remove_resource::<ReceivedSession>();
+    if settings.protocol == crate::config::MatchmakerProtocol::SeedJson {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let conversation = crate::seed_json_mode::start(
+                settings.matchmaker_url.clone(),
+                settings.game.clone(),
+                settings.version.clone(),
+                now,
+            );
+            world.insert_resource(conversation);
+            *world.resource_mut::<BevygapClientState>() = BevygapClientState::Requesting;
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            *world.resource_mut::<BevygapClientState>() = BevygapClientState::Failed(
+                "the JSON endpoint mode is native only; use simplenet".into(),
+            );
+        }
+        return;
+    }
     let client = ClientFactory::<MatchmakerChannel>::new(CHANNEL_PROTOCOL_VERSION).new_client(
         enfync::builtin::Handle::default(),
         url,
@@ -144,6 +164,57 @@ pub fn poll_matchmaker(
                 );
             }
             ClientEvent::Ack(_) => {}
+        }
+    }
+}
+
+/// Drives an open JSON-endpoint conversation (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn poll_seed_json(
+    mut commands: Commands,
+    conversation: Option<Res<crate::seed_json_mode::SeedConversation>>,
+    mut state: ResMut<BevygapClientState>,
+    settings: Res<ClientSettings>,
+    time: Res<Time<Real>>,
+) {
+    use crate::seed_json_mode::{SeedConversation, SeedEvent};
+    let Some(conversation) = conversation else {
+        return;
+    };
+    if time.elapsed().saturating_sub(conversation.started) > settings.0.request_timeout {
+        commands.remove_resource::<SeedConversation>();
+        warn!("bevygap: matchmaking timed out");
+        *state = BevygapClientState::Failed(format!(
+            "no answer from the matchmaker within {:?}",
+            settings.0.request_timeout
+        ));
+        return;
+    }
+    let events = conversation
+        .events
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        match events.try_recv() {
+            Ok(SeedEvent::Progress(text)) => *state = BevygapClientState::Waiting(text),
+            Ok(SeedEvent::Ready(session)) => {
+                commands.remove_resource::<SeedConversation>();
+                commands.insert_resource(ReceivedSession(session));
+                *state = BevygapClientState::Connecting;
+                return;
+            }
+            Ok(SeedEvent::Failed(reason)) => {
+                commands.remove_resource::<SeedConversation>();
+                warn!("bevygap: matchmaking failed: {reason}");
+                *state = BevygapClientState::Failed(reason);
+                return;
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                commands.remove_resource::<SeedConversation>();
+                *state = BevygapClientState::Failed("the matchmaker conversation ended".into());
+                return;
+            }
         }
     }
 }

@@ -34,8 +34,23 @@ struct Bot {
     deadline: Instant,
 }
 
-/// Runs one bot to completion on this thread (its own Bevy app) and reports how it went.
+/// Runs one bot against the matchmaker's simplenet URL (see [`run_bot_with`]).
 pub fn run_bot(matchmaker_url: &str, play_for: Duration, timeout: Duration) -> BotOutcome {
+    run_bot_with(
+        matchmaker_url,
+        MatchmakerProtocol::Simplenet,
+        play_for,
+        timeout,
+    )
+}
+
+/// Runs one bot to completion on this thread (its own Bevy app) and reports how it went.
+pub fn run_bot_with(
+    matchmaker_url: &str,
+    protocol: MatchmakerProtocol,
+    play_for: Duration,
+    timeout: Duration,
+) -> BotOutcome {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(TICK)))
         .add_plugins(ClientPlugins {
@@ -43,6 +58,7 @@ pub fn run_bot(matchmaker_url: &str, play_for: Duration, timeout: Duration) -> B
         })
         .add_plugins(BevygapClientPlugin::new(BevygapClientConfig {
             matchmaker_url: matchmaker_url.to_owned(),
+            protocol,
             game: GAME.into(),
             version: VERSION.into(),
             client_build: "example bot".into(),

@@ -221,3 +221,17 @@ fn the_client_reports_failure_instead_of_hanging() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn the_client_plugin_also_speaks_the_seed_json_endpoint() {
+    let mut config = config(15);
+    config.bots = 1;
+    let env = DemoEnv::start(&config).unwrap();
+    let outcome = bevygap_example_game::bot::run_bot_with(
+        &env.seed_url(),
+        bevygap_client_plugin::MatchmakerProtocol::SeedJson,
+        config.play_for,
+        Duration::from_secs(30),
+    );
+    assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcome:?}");
+}
