@@ -1,0 +1,153 @@
+//! A warm fleet for load tests and benchmarks: a real nats-server, the matchmaker (static fleet),
+//! and leases written as game servers would write them, with plenty of free seats.
+
+use std::time::Duration;
+
+use bevygap_matchmaker::app::FleetChoice;
+use bevygap_matchmaker::inspect::InspectConfig;
+use bevygap_matchmaker::intake::IntakeConfig;
+use bevygap_matchmaker::intake::limits::Limits;
+use bevygap_matchmaker::kv_bridge::KvStores;
+use bevygap_matchmaker::{
+    MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
+};
+use bevygap_shared::names::AppNames;
+use bevygap_shared::nats::{NatsConnection, NatsSettings, connect};
+use bevygap_shared::schema::{DeploymentLease, Transport, encode};
+use bevygap_test_support::{NatsServer, free_tcp_port, wait_until_async};
+
+/// The game the warm fleet serves.
+pub const GAME: &str = "bevygap-demo";
+/// Its version.
+pub const VERSION: &str = "1";
+
+/// NATS, the matchmaker and warm leases.
+pub struct WarmFleet {
+    /// The NATS server.
+    pub nats_server: NatsServer,
+    /// A client connection (acting as the game servers).
+    pub nats: NatsConnection,
+    /// The buckets.
+    pub stores: KvStores,
+    /// The matchmaker.
+    pub matchmaker: Option<MatchmakerHandle>,
+    /// The inspection port.
+    pub inspect_port: u16,
+}
+
+impl WarmFleet {
+    /// Starts everything with `servers` leases of `seats` seats each.
+    pub async fn start(servers: usize, seats: u32) -> anyhow::Result<Self> {
+        let nats_server = NatsServer::start()?;
+        let inspect_port = free_tcp_port()?;
+        let config = MatchmakerConfig {
+            placement: PlacementConfig {
+                app_name: GAME.into(),
+                app_versions: vec![VERSION.into()],
+                reservation_ttl: Duration::from_secs(30),
+                ..PlacementConfig::default()
+            },
+            tokens: TokenConfig {
+                protocol_id: 1,
+                private_key: PrivateKey::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
+                expire_seconds: 30,
+                timeout_seconds: 5,
+            },
+            intake: IntakeConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                limits: Limits {
+                    max_connections_per_ip: 100_000,
+                    max_connections: 100_000,
+                    ..Limits::default()
+                },
+                trusted_proxies: Vec::new(),
+            },
+            inspect: Some(InspectConfig {
+                address: [127, 0, 0, 1].into(),
+                port: inspect_port,
+            }),
+            nats: NatsSettings::insecure(nats_server.address()),
+            fleet: FleetChoice::Static,
+            idle_interval: Duration::from_millis(2),
+            log_filter: None,
+        };
+        let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config)).await??;
+        let nats = connect(&NatsSettings::insecure(nats_server.address()), "warm-fleet").await?;
+        let stores = KvStores::open(&nats, &AppNames::new(GAME)?, Duration::from_secs(30)).await?;
+        let fleet = Self {
+            nats_server,
+            nats,
+            stores,
+            matchmaker: Some(matchmaker),
+            inspect_port,
+        };
+        for i in 0..servers {
+            fleet
+                .put_lease(&format!("warm-{i}"), seats, 7000 + i as u16)
+                .await?;
+        }
+        // Ready when a request gets a session.
+        let url = fleet.seed_url();
+        wait_until_async(
+            "the warm fleet to be placeable",
+            Duration::from_secs(20),
+            || {
+                let url = url.clone();
+                async move {
+                    let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
+                    let outcome =
+                        crate::seed_client::seed_request(&url, &request, Duration::from_secs(5))
+                            .await;
+                    matches!(outcome, crate::Outcome::Ready(_)).then_some(())
+                }
+            },
+        )
+        .await;
+        Ok(fleet)
+    }
+
+    /// Writes a lease as a game server would.
+    pub async fn put_lease(&self, id: &str, seats: u32, port: u16) -> anyhow::Result<()> {
+        let lease = DeploymentLease {
+            deployment_id: id.into(),
+            game: GAME.into(),
+            game_version: VERSION.into(),
+            public_addr: ([127, 0, 0, 1], port).into(),
+            fqdn: None,
+            transport: Transport::Udp,
+            cert_digest: None,
+            capacity: seats,
+            players: 0,
+            location: None,
+            started_at_ms: 0,
+            heartbeat_at_ms: 0,
+            accepting: true,
+        };
+        self.stores.leases.put(id, encode(&lease).into()).await?;
+        Ok(())
+    }
+
+    /// The seed JSON URL.
+    pub fn seed_url(&self) -> String {
+        self.matchmaker
+            .as_ref()
+            .map(MatchmakerHandle::seed_url)
+            .unwrap_or_default()
+    }
+
+    /// The simplenet URL.
+    pub fn simplenet_url(&self) -> String {
+        self.matchmaker
+            .as_ref()
+            .map(MatchmakerHandle::simplenet_url)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for WarmFleet {
+    fn drop(&mut self) {
+        if let Some(mm) = self.matchmaker.take() {
+            std::thread::spawn(move || drop(mm)).join().ok();
+        }
+    }
+}
