@@ -108,21 +108,7 @@ impl WarmFleet {
 
     /// Writes a lease as a game server would.
     pub async fn put_lease(&self, id: &str, seats: u32, port: u16) -> anyhow::Result<()> {
-        let lease = DeploymentLease {
-            deployment_id: id.into(),
-            game: GAME.into(),
-            game_version: VERSION.into(),
-            public_addr: ([127, 0, 0, 1], port).into(),
-            fqdn: None,
-            transport: Transport::Udp,
-            cert_digest: None,
-            capacity: seats,
-            players: 0,
-            location: None,
-            started_at_ms: 0,
-            heartbeat_at_ms: 0,
-            accepting: true,
-        };
+        let lease = warm_lease(id, seats, port);
         self.stores.leases.put(id, encode(&lease).into()).await?;
         Ok(())
     }
@@ -149,5 +135,24 @@ impl Drop for WarmFleet {
         if let Some(mm) = self.matchmaker.take() {
             std::thread::spawn(move || drop(mm)).join().ok();
         }
+    }
+}
+
+/// A lease for a warm server with `seats` free seats.
+fn warm_lease(id: &str, seats: u32, port: u16) -> DeploymentLease {
+    DeploymentLease {
+        deployment_id: id.into(),
+        game: GAME.into(),
+        game_version: VERSION.into(),
+        public_addr: ([127, 0, 0, 1], port).into(),
+        fqdn: None,
+        transport: Transport::Udp,
+        cert_digest: None,
+        capacity: seats,
+        players: 0,
+        location: None,
+        started_at_ms: 0,
+        heartbeat_at_ms: 0,
+        accepting: true,
     }
 }

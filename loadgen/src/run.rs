@@ -162,7 +162,8 @@ pub async fn run_load(config: LoadConfig) -> anyhow::Result<Report> {
                         }
                     }
                 };
-                if matches!(outcome, Outcome::Failed("closed")) {
+                if matches!(outcome, Outcome::Failed(_)) {
+                    // A timed-out request may still be pending on that connection: start afresh.
                     simplenet = None;
                 }
                 outcomes

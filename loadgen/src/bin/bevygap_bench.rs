@@ -1,0 +1,365 @@
+//! Bevygap benchmarks: each section prints its figures and the target it is measured against.
+//!
+//! `bevygap_bench --profile short` (default) or `--profile long`. Run through `bash ci/bench.sh`.
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use bevygap_loadgen::env::{GAME, VERSION, WarmFleet};
+use bevygap_loadgen::report::Percentiles;
+use bevygap_loadgen::{LoadConfig, Protocol, run_load};
+use bevygap_matchmaker::messages::TicketRequested;
+use bevygap_matchmaker::ticket::{TicketId, TicketResponder};
+use bevygap_matchmaker::tokens::TokenMinter;
+use bevygap_matchmaker::{MatchmakerCorePlugin, PlacementConfig, PrivateKey, TokenConfig};
+use bevygap_shared::names::{KeyToken, client_key};
+use bevygap_shared::protocol::GameRef;
+use bevygap_shared::schema::{ActiveConnection, encode};
+use bevygap_shared::token_data::TokenUserData;
+use clap::Parser;
+
+/// Runs the benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "bevygap_bench")]
+struct Args {
+    /// `short` (a minute or two) or `long`.
+    #[arg(long, default_value = "short")]
+    profile: String,
+    /// Only run sections whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Write all figures as JSON here.
+    #[arg(long)]
+    json_out: Option<std::path::PathBuf>,
+}
+
+struct Profile {
+    warm_secs: f64,
+    warm_rate: f64,
+    tokens: usize,
+    tickets: usize,
+    frames: usize,
+    seat_samples: usize,
+    idle_connections: usize,
+}
+
+fn section(name: &str) {
+    println!("\n== {name} ==");
+}
+
+fn verdict(value: f64, target: f64, lower_is_better: bool) -> String {
+    let met = if lower_is_better {
+        value <= target
+    } else {
+        value >= target
+    };
+    if met {
+        "meets the target".into()
+    } else if lower_is_better {
+        format!(
+            "misses the target by {:.0}%",
+            (value / target - 1.0) * 100.0
+        )
+    } else {
+        format!(
+            "misses the target by {:.0}%",
+            (1.0 - value / target) * 100.0
+        )
+    }
+}
+
+fn token_minting(profile: &Profile, out: &mut serde_json::Map<String, serde_json::Value>) {
+    section("token minting");
+    let minter = TokenMinter(TokenConfig {
+        protocol_id: 1,
+        private_key: PrivateKey::from_bytes([7; 32]),
+        expire_seconds: 15,
+        timeout_seconds: 5,
+    });
+    let data = TokenUserData {
+        deployment_id: "dep-1".into(),
+        reservation_id: "r-0123456789abcdef".into(),
+        expires_at_ms: 0,
+    };
+    let started = Instant::now();
+    for i in 0..profile.tokens {
+        let token = minter.mint(([127, 0, 0, 1], 6420).into(), i as u64 + 1, &data);
+        assert!(token.is_ok());
+    }
+    let elapsed = started.elapsed();
+    let per_sec = profile.tokens as f64 / elapsed.as_secs_f64();
+    let each = elapsed.as_secs_f64() * 1e6 / profile.tokens as f64;
+    println!(
+        "{} tokens in {elapsed:.2?}: {per_sec:.0} tokens/s, {each:.1} µs each (one core)",
+        profile.tokens
+    );
+    out.insert("token_mint_per_sec".into(), per_sec.into());
+    out.insert("token_mint_us".into(), each.into());
+}
+
+fn frame_time(profile: &Profile, out: &mut serde_json::Map<String, serde_json::Value>) {
+    section(&format!("frame time with {} live tickets", profile.tickets));
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(MatchmakerCorePlugin {
+            placement: PlacementConfig {
+                app_name: GAME.into(),
+                app_versions: vec![VERSION.into()],
+                ticket_timeout: Duration::from_secs(3600),
+                ..PlacementConfig::default()
+            },
+            tokens: TokenConfig {
+                protocol_id: 1,
+                private_key: PrivateKey::from_bytes([7; 32]),
+                expire_seconds: 15,
+                timeout_seconds: 5,
+            },
+        });
+    let mut now = Instant::now();
+    app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
+    app.finish();
+    app.cleanup();
+    let (tx, _rx) = tokio::sync::mpsc::channel(profile.tickets * 4 + 16);
+    for i in 0..profile.tickets {
+        app.world_mut().write_message(TicketRequested {
+            ticket_id: TicketId(format!("t-{i}")),
+            game: GameRef::new(GAME, VERSION),
+            client_ip: None,
+            region_pings: Vec::new(),
+            responder: TicketResponder(tx.clone()),
+        });
+    }
+    app.update();
+    let mut frames = Vec::with_capacity(profile.frames);
+    for _ in 0..profile.frames {
+        now += Duration::from_millis(16);
+        app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
+        let started = Instant::now();
+        app.update();
+        frames.push(started.elapsed());
+        // Outbound allocation requests pile up without a fleet; drop them like the driver would.
+        app.world_mut()
+            .resource_mut::<Messages<bevygap_matchmaker::messages::AllocateDeployment>>()
+            .clear();
+    }
+    let p = Percentiles::of(&mut frames);
+    println!(
+        "frame p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms — target ≤ 2 ms: {}",
+        p.p50,
+        p.p99,
+        p.max,
+        verdict(p.p99, 2.0, true)
+    );
+    out.insert("frame_ms_p50".into(), p.p50.into());
+    out.insert("frame_ms_p99".into(), p.p99.into());
+}
+
+async fn warm_fleet(
+    profile: &Profile,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    section("warm fleet: request → token");
+    let seats = 1_000_000;
+    let fleet = WarmFleet::start(4, seats).await?;
+    let requests = (profile.warm_rate * profile.warm_secs) as usize;
+    let base = LoadConfig {
+        url: fleet.seed_url(),
+        protocol: Protocol::Seed,
+        game: GAME.into(),
+        version: VERSION.into(),
+        clients: 64,
+        rate: Some(profile.warm_rate),
+        ramp_up: Duration::from_secs(1),
+        max_requests: requests,
+        max_duration: Duration::from_secs_f64(profile.warm_secs + 10.0),
+        request_timeout: Duration::from_secs(10),
+        allow_remote: false,
+    };
+    let paced = run_load(base.clone()).await?;
+    print!(
+        "seed JSON at {:.0} req/s target:\n{}",
+        profile.warm_rate,
+        paced.table()
+    );
+    println!(
+        "p99 {:.2} ms — target ≤ 10 ms at 2,000 req/s: {}",
+        paced.latency_ms.p99,
+        verdict(paced.latency_ms.p99, 10.0, true)
+    );
+    out.insert("warm_seed_paced".into(), serde_json::to_value(&paced)?);
+
+    let closed = run_load(LoadConfig {
+        rate: None,
+        clients: 32,
+        ramp_up: Duration::ZERO,
+        max_requests: requests,
+        ..base.clone()
+    })
+    .await?;
+    print!("seed JSON closed loop (max sustained):\n{}", closed.table());
+    out.insert("warm_seed_closed".into(), serde_json::to_value(&closed)?);
+
+    let simplenet = run_load(LoadConfig {
+        url: fleet.simplenet_url(),
+        protocol: Protocol::Simplenet,
+        rate: None,
+        clients: 32,
+        ramp_up: Duration::ZERO,
+        max_requests: requests,
+        ..base
+    })
+    .await?;
+    print!("simplenet closed loop:\n{}", simplenet.table());
+    out.insert(
+        "warm_simplenet_closed".into(),
+        serde_json::to_value(&simplenet)?,
+    );
+
+    section("seat freed after a disconnect (KV watch → ECS)");
+    let dep = KeyToken::new("d", "warm-0")?;
+    let mut samples = Vec::with_capacity(profile.seat_samples);
+    for i in 0..profile.seat_samples {
+        let key = client_key(&dep, 9_000_000 + i as u64);
+        let record = ActiveConnection {
+            deployment_id: "warm-0".into(),
+            client_id: 9_000_000 + i as u64,
+            reservation_id: "r".into(),
+            connected_at_ms: 0,
+        };
+        fleet
+            .stores
+            .connections
+            .put(key.as_str(), encode(&record).into())
+            .await?;
+        wait_connected(&fleet, true).await;
+        let started = Instant::now();
+        fleet.stores.connections.delete(key.as_str()).await?;
+        wait_connected(&fleet, false).await;
+        samples.push(started.elapsed());
+    }
+    let p = Percentiles::of(&mut samples);
+    println!(
+        "delete → seat free in the ECS: p50 {:.2} ms, p99 {:.2} ms ({} samples; includes the inspection poll) — target ≤ 50 ms: {}",
+        p.p50,
+        p.p99,
+        samples.len(),
+        verdict(p.p99, 50.0, true)
+    );
+    out.insert("seat_freed_ms_p50".into(), p.p50.into());
+    out.insert("seat_freed_ms_p99".into(), p.p99.into());
+
+    section(&format!(
+        "{} idle simplenet connections",
+        profile.idle_connections
+    ));
+    let before = rss_kib();
+    let mut clients = Vec::with_capacity(profile.idle_connections);
+    let mut failed = 0usize;
+    for _ in 0..profile.idle_connections {
+        match bevygap_loadgen::simplenet_connect(&fleet.simplenet_url(), Duration::from_secs(10))
+            .await
+        {
+            Ok(client) => clients.push(client),
+            Err(_) => failed += 1,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib();
+    let per = (after.saturating_sub(before)) as f64 / clients.len().max(1) as f64;
+    println!(
+        "{} connected ({failed} failed); process RSS +{} KiB: {:.1} KiB per connection, matchmaker and clients together (one process) — target ≤ 16 KiB for the matchmaker alone: {}",
+        clients.len(),
+        after.saturating_sub(before),
+        per,
+        verdict(per, 16.0, true)
+    );
+    out.insert("idle_connections".into(), clients.len().into());
+    out.insert("idle_kib_per_connection_both_sides".into(), per.into());
+    drop(clients);
+    Ok(())
+}
+
+async fn wait_connected(fleet: &WarmFleet, connected: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = bevygap_loadgen::rpc_summary(fleet.inspect_port).await;
+        let now_connected = reply
+            .as_ref()
+            .and_then(|v| v["result"]["deployments"].as_array().cloned())
+            .map(|d| {
+                d.iter()
+                    .any(|d| d["id"] == "warm-0" && d["connected"].as_u64() == Some(1))
+            })
+            .unwrap_or(false);
+        if now_connected == connected || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let profile = match args.profile.as_str() {
+        "short" => Profile {
+            warm_secs: 5.0,
+            warm_rate: 2000.0,
+            tokens: 20_000,
+            tickets: 10_000,
+            frames: 200,
+            seat_samples: 50,
+            idle_connections: 1000,
+        },
+        "long" => Profile {
+            warm_secs: 30.0,
+            warm_rate: 2000.0,
+            tokens: 200_000,
+            tickets: 10_000,
+            frames: 2000,
+            seat_samples: 500,
+            idle_connections: 10_000,
+        },
+        other => anyhow::bail!("--profile must be short or long, not {other}"),
+    };
+    let wants = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    let mut out = serde_json::Map::new();
+    println!(
+        "bevygap_bench ({} profile, {} build)",
+        args.profile,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    if wants("tokens") {
+        token_minting(&profile, &mut out);
+    }
+    if wants("frame") {
+        frame_time(&profile, &mut out);
+    }
+    if wants("warm") {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(warm_fleet(&profile, &mut out))?;
+    }
+    if let Some(path) = args.json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(())
+}
