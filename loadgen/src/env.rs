@@ -58,6 +58,8 @@ impl WarmFleet {
                 limits: Limits {
                     max_connections_per_ip: 100_000,
                     max_connections: 100_000,
+                    // Load clients send back to back; real clients send one request each.
+                    messages_per_second: 1_000_000,
                     ..Limits::default()
                 },
                 trusted_proxies: Vec::new(),

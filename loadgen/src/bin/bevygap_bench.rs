@@ -42,6 +42,7 @@ struct Profile {
     frames: usize,
     seat_samples: usize,
     idle_connections: usize,
+    cold_samples: usize,
 }
 
 fn section(name: &str) {
@@ -249,39 +250,158 @@ async fn warm_fleet(
     out.insert("seat_freed_ms_p50".into(), p.p50.into());
     out.insert("seat_freed_ms_p99".into(), p.p99.into());
 
+    Ok(())
+}
+
+/// Idle connections against a matchmaker in its own process, so its RSS is measured alone.
+async fn idle_connections(
+    profile: &Profile,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
     section(&format!(
         "{} idle simplenet connections",
         profile.idle_connections
     ));
-    let before = rss_kib();
+    let binary = std::env::current_exe()?.with_file_name("bevygap_matchmaker");
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} not built; run through ci/bench.sh",
+        binary.display()
+    );
+    let nats = bevygap_test_support::NatsServer::start()?;
+    let port = bevygap_test_support::free_tcp_port()?;
+    let key: String = (0..32).map(|i| format!("{:02x}", i + 1)).collect();
+    let mut child = std::process::Command::new(&binary)
+        .args([
+            "--app-name",
+            GAME,
+            "--app-version",
+            VERSION,
+            "--lightyear-protocol-id",
+            "1",
+        ])
+        .args([
+            "--fleet",
+            "static",
+            "--remote-port",
+            "0",
+            "--nats-insecure",
+            "--log",
+            "warn",
+        ])
+        .args([
+            "--max-connections-per-ip",
+            "100000",
+            "--max-connections",
+            "100000",
+        ])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--nats-host",
+            &nats.address(),
+        ])
+        .env("LIGHTYEAR_PRIVATE_KEY", key)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the matchmaker did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let _warm = bevygap_loadgen::simplenet_connect(&url, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
     let mut clients = Vec::with_capacity(profile.idle_connections);
     let mut failed = 0usize;
     for _ in 0..profile.idle_connections {
-        match bevygap_loadgen::simplenet_connect(&fleet.simplenet_url(), Duration::from_secs(10))
-            .await
-        {
+        match bevygap_loadgen::simplenet_connect(&url, Duration::from_secs(10)).await {
             Ok(client) => clients.push(client),
             Err(_) => failed += 1,
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib();
-    let per = (after.saturating_sub(before)) as f64 / clients.len().max(1) as f64;
+    let after = rss_kib(pid);
+    let per = after.saturating_sub(before) as f64 / clients.len().max(1) as f64;
     println!(
-        "{} connected ({failed} failed); process RSS +{} KiB: {:.1} KiB per connection, matchmaker and clients together (one process) — target ≤ 16 KiB for the matchmaker alone: {}",
+        "{} connected ({failed} failed); matchmaker RSS {before} → {after} KiB: {per:.1} KiB per connection — target ≤ 16 KiB: {}",
         clients.len(),
-        after.saturating_sub(before),
-        per,
         verdict(per, 16.0, true)
     );
     out.insert("idle_connections".into(), clients.len().into());
-    out.insert("idle_kib_per_connection_both_sides".into(), per.into());
+    out.insert("idle_kib_per_connection".into(), per.into());
     drop(clients);
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
+/// Cold fleet: a request when no server runs waits for the local fleet to start one.
+fn cold_fleet(
+    samples: usize,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    section("cold fleet: request → ready (local fleet starts a server)");
+    let server_binary = std::env::current_exe()?.with_file_name("example_server");
+    anyhow::ensure!(
+        server_binary.is_file(),
+        "{} not built; run through ci/bench.sh",
+        server_binary.display()
+    );
+    let config = bevygap_example_game::demo::DemoConfig {
+        server_binary,
+        bots: 1,
+        seats_per_server: 4,
+        play_for: Duration::ZERO,
+        empty_server_ttl: Duration::from_secs(1),
+        token_expire_secs: 2,
+        transport: "udp".into(),
+    };
+    let env = bevygap_example_game::demo::DemoEnv::start(&config)?;
+    let request = format!(
+        r#"{{"game":"{}","version":"{}"}}"#,
+        bevygap_example_game::GAME,
+        bevygap_example_game::VERSION
+    );
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        // Wait until no server runs, then ask.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while env.observed(|o| o.leases_added.len() != o.leases_removed.len())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started = Instant::now();
+        let outcome = env.block_on(bevygap_loadgen::seed_client::seed_request(
+            &env.seed_url(),
+            &request,
+            Duration::from_secs(60),
+        ));
+        match outcome {
+            bevygap_loadgen::Outcome::Ready(_) => times.push(started.elapsed()),
+            other => println!("cold request failed: {other:?}"),
+        }
+    }
+    let p = Percentiles::of(&mut times);
+    println!(
+        "{} cold starts: p50 {:.0} ms, max {:.0} ms (process start, NATS connect, lease, KV watch)",
+        times.len(),
+        p.p50,
+        p.max
+    );
+    out.insert("cold_ms_p50".into(), p.p50.into());
+    out.insert("cold_ms_max".into(), p.max.into());
     Ok(())
 }
 
 async fn wait_connected(fleet: &WarmFleet, connected: bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let reply = bevygap_loadgen::rpc_summary(fleet.inspect_port).await;
         let now_connected = reply
@@ -299,8 +419,8 @@ async fn wait_connected(fleet: &WarmFleet, connected: bool) {
     }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -322,6 +442,7 @@ fn main() -> anyhow::Result<()> {
             frames: 200,
             seat_samples: 50,
             idle_connections: 1000,
+            cold_samples: 2,
         },
         "long" => Profile {
             warm_secs: 30.0,
@@ -331,6 +452,7 @@ fn main() -> anyhow::Result<()> {
             frames: 2000,
             seat_samples: 500,
             idle_connections: 10_000,
+            cold_samples: 5,
         },
         other => anyhow::bail!("--profile must be short or long, not {other}"),
     };
@@ -351,12 +473,18 @@ fn main() -> anyhow::Result<()> {
     if wants("frame") {
         frame_time(&profile, &mut out);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     if wants("warm") {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(warm_fleet(&profile, &mut out))?;
+        runtime.block_on(warm_fleet(&profile, &mut out))?;
+    }
+    if wants("idle") {
+        runtime.block_on(idle_connections(&profile, &mut out))?;
+    }
+    if wants("cold") {
+        cold_fleet(profile.cold_samples, &mut out)?;
     }
     if let Some(path) = args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
