@@ -90,6 +90,25 @@ struct ServerShared {
     terminate: Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl ServerShared {
+    /// Runs a KV write with the connection recorder on tokio, once NATS is up (before that there
+    /// is nothing to record to: no reservation could have admitted anyone).
+    fn record<F, Fut>(&self, runtime: &TokioTasksRuntime, write: F)
+    where
+        F: FnOnce(ConnectionRecorder) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(recorder) = recorder {
+            runtime.runtime().spawn(write(recorder));
+        }
+    }
+}
+
 /// Admits a client id only with a live, unused reservation (see [`Admission::check`]).
 #[derive(Debug)]
 struct ReservationGate(SharedAdmission);
@@ -341,16 +360,9 @@ fn on_client_connected(
         Ok(admitted) => {
             let players = shared.players.fetch_add(1, Ordering::Relaxed) + 1;
             info!("bevygap: client {client_id} connected ({players} players)");
-            let recorder = shared
-                .recorder
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            if let Some(recorder) = recorder {
-                runtime.runtime().spawn(async move {
-                    recorder.opened(client_id, admitted.reservation_id).await;
-                });
-            }
+            shared.record(&runtime, move |recorder| async move {
+                recorder.opened(client_id, admitted.reservation_id).await;
+            });
             commands.entity(entity).insert(AdmittedClient(client_id));
         }
         Err(denied) => {
@@ -382,16 +394,9 @@ fn on_client_disconnected(
         .fetch_sub(1, Ordering::Relaxed)
         .saturating_sub(1);
     info!("bevygap: client {client_id} left ({players} players)");
-    let recorder = shared
-        .recorder
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    if let Some(recorder) = recorder {
-        runtime.runtime().spawn(async move {
-            recorder.closed(client_id).await;
-        });
-    }
+    shared.record(&runtime, move |recorder| async move {
+        recorder.closed(client_id).await;
+    });
 }
 
 fn update_status(
