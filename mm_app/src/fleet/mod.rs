@@ -8,6 +8,7 @@
 //! [`static_list::StaticFleet`] (servers someone else runs). The trait is object-safe and async
 //! through boxed futures, so an HTTP backend (Edgegap) fits the same shape.
 
+pub mod edgegap;
 pub mod local;
 pub mod static_list;
 

@@ -1,0 +1,114 @@
+//! Retry with exponential backoff and full jitter, and a client-side rate limiter that stays below
+//! Edgegap's published limits (deployments 40/s, status 20/s).
+
+use std::time::{Duration, Instant};
+
+/// Backoff between attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// First delay.
+    pub base: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Attempts in total (the first included).
+    pub attempts: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            attempts: 6,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (1 = the first retry): a random point in
+    /// `[0, min(max, base * 2^attempt)]`, or `retry_after` when the server asked for it.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, random: f64) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max);
+        }
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        ceiling.mul_f64(random.clamp(0.0, 1.0))
+    }
+}
+
+/// A token bucket: at most `per_second` calls per second, bursts of the same size.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    /// Edgegap's deployment endpoint allows 40/s: stay at 32.
+    pub fn deployments() -> Self {
+        Self::new(32.0)
+    }
+
+    /// Edgegap's status endpoint allows 20/s: stay at 16.
+    pub fn status() -> Self {
+        Self::new(16.0)
+    }
+
+    /// A full bucket of `per_second`.
+    pub fn new(per_second: f64) -> Self {
+        Self {
+            per_second,
+            tokens: per_second,
+            last: Instant::now(),
+        }
+    }
+
+    /// How long to wait before the next call is allowed at `now`; takes the token.
+    pub fn reserve(&mut self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.per_second)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let b = Backoff::default();
+        assert_eq!(b.delay(1, None, 1.0), Duration::from_millis(400));
+        assert_eq!(b.delay(3, None, 1.0), Duration::from_millis(1600));
+        assert_eq!(b.delay(30, None, 1.0), Duration::from_secs(10));
+        assert_eq!(b.delay(3, None, 0.0), Duration::ZERO);
+        assert_eq!(
+            b.delay(1, Some(Duration::from_secs(2)), 0.5),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_spaces_calls_below_edgegaps_limits() {
+        let mut limit = RateLimit::status();
+        let now = Instant::now();
+        let waits: Vec<Duration> = (0..20).map(|_| limit.reserve(now)).collect();
+        assert!(
+            waits[..16].iter().all(|w| w.is_zero()),
+            "a burst of 16 passes"
+        );
+        assert!(waits[16] > Duration::ZERO, "the 17th waits");
+        // 20 calls in the same instant need at least 4/16 s of waiting for the last one.
+        assert!(waits[19] >= Duration::from_millis(249), "{:?}", waits[19]);
+    }
+}
