@@ -108,13 +108,12 @@ pub fn cancel_tickets(
         if let TicketState::Placed { reservation } = *state
             && let Ok(held) = reservations.get(reservation)
         {
-            let seat = seats.get_mut(held.deployment).ok();
             release_reservation(
                 &mut commands,
                 &mut reservation_index,
                 reservation,
                 held,
-                seat.map(Mut::into_inner),
+                seats.get_mut(held.deployment).ok().as_deref_mut(),
             );
         }
         info!("ticket `{}` cancelled", ticket.id);
@@ -391,13 +390,12 @@ pub fn apply_stored_reservations(
             }
             (Ok(()), _) => {
                 // The ticket was cancelled meanwhile; the seat goes back.
-                let seat = seats.get_mut(held.deployment).ok();
                 release_reservation(
                     &mut commands,
                     &mut reservation_index,
                     *reservation,
                     held,
-                    seat.map(Mut::into_inner),
+                    seats.get_mut(held.deployment).ok().as_deref_mut(),
                 );
             }
             (Err(error), ticket) => {
@@ -405,13 +403,12 @@ pub fn apply_stored_reservations(
                     "reservation `{}` could not be stored ({error}); is NATS up?",
                     held.id
                 );
-                let seat = seats.get_mut(held.deployment).ok();
                 release_reservation(
                     &mut commands,
                     &mut reservation_index,
                     *reservation,
                     held,
-                    seat.map(Mut::into_inner),
+                    seats.get_mut(held.deployment).ok().as_deref_mut(),
                 );
                 if let Some((ticket, responder, _)) = ticket {
                     fail_ticket(

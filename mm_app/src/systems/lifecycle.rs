@@ -56,13 +56,12 @@ pub fn expire_reservations(
                 "reservation `{}` for client {} on `{}` expired unused",
                 held.id, held.client_id, held.deployment_id
             );
-            let seat = seats.get_mut(held.deployment).ok();
             release_reservation(
                 &mut commands,
                 &mut index,
                 entity,
                 held,
-                seat.map(Mut::into_inner),
+                seats.get_mut(held.deployment).ok().as_deref_mut(),
             );
             dirty.0 = true;
         }
