@@ -101,6 +101,12 @@ impl AppNames {
         format!("{}_connections", self.app)
     }
 
+    /// Bucket of fleet removals (stops and session deletes) not yet confirmed by the provider,
+    /// kept so they resume after a matchmaker restart.
+    pub fn fleet_removals_bucket(&self) -> String {
+        format!("{}_fleet_removals", self.app)
+    }
+
     /// Subject on which operators and tools may publish matchmaker commands.
     pub fn matchmaker_subject(&self) -> String {
         format!("{}.matchmaker", self.app)
@@ -179,6 +185,7 @@ mod tests {
         assert_eq!(names.leases_bucket(), "my-game_leases");
         assert_eq!(names.reservations_bucket(), "my-game_reservations");
         assert_eq!(names.connections_bucket(), "my-game_connections");
+        assert_eq!(names.fleet_removals_bucket(), "my-game_fleet_removals");
         assert_eq!(names.matchmaker_subject(), "my-game.matchmaker");
     }
 

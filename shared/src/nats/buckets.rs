@@ -62,6 +62,16 @@ impl BucketSpec {
         }
     }
 
+    /// Fleet removals awaiting the provider's confirmation: kept until done.
+    pub fn fleet_removals(names: &AppNames) -> Self {
+        Self {
+            name: names.fleet_removals_bucket(),
+            description: "Bevygap fleet removals queued until the provider confirms them".into(),
+            max_age: Duration::ZERO,
+            max_value_size: 4 * 1024,
+        }
+    }
+
     fn config(&self) -> kv::Config {
         let limit_markers =
             (!self.max_age.is_zero()).then(|| self.max_age.max(Duration::from_secs(1)));

@@ -13,6 +13,9 @@ pub enum EdgegapError {
     /// 400: the request is malformed (a bug or a bad app/version name on our side).
     #[error("Edgegap refused the request as malformed (400): {0}")]
     BadRequest(String),
+    /// The configured API key is unusable (empty or not a header value); nothing was sent.
+    #[error("EDGEGAP_API_KEY {0}: set it to an API token from Edgegap's dashboard")]
+    BadKey(&'static str),
     /// 401/403: the API key is missing, wrong or lacks the permission.
     #[error("Edgegap refused the API key ({status}); check EDGEGAP_API_KEY")]
     Unauthorized {
@@ -107,6 +110,7 @@ impl From<EdgegapError> for FleetError {
         match &error {
             EdgegapError::NoCapacity(_) => FleetError::NoCapacity(error.to_string()),
             EdgegapError::BadRequest(_)
+            | EdgegapError::BadKey(_)
             | EdgegapError::Unauthorized { .. }
             | EdgegapError::NotFound(_)
             | EdgegapError::Conflict(_) => FleetError::Rejected(error.to_string()),

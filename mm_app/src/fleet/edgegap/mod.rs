@@ -1,5 +1,19 @@
-//! Groundwork for the Edgegap fleet backend: how Edgegap's HTTP answers map to typed errors, and
-//! which of them are retried. The HTTP client and the offline API replica build on this.
+//! The Edgegap fleet backend: Edgegap's HTTP API through `reqwest`.
+//!
+//! - [`client`]: one method per endpoint, the `Authorization: token …` header, client-side rate
+//!   limits below Edgegap's, and retries with backoff and jitter of retryable failures;
+//! - [`error`]: every status code as a typed [`error::EdgegapError`];
+//! - [`fleet`]: [`fleet::EdgegapFleet`], the [`FleetBackend`](crate::fleet::FleetBackend) over v2
+//!   deployments or the seed's v1 seat sessions;
+//! - [`removals`]: stops and session deletes persisted in KV and retried until done;
+//! - [`checks`]: start-up checks of the app and versions;
+//! - [`env`]: what deployments inherit from the matchmaker's configuration.
 
+pub mod api;
+pub mod checks;
+pub mod client;
+pub mod env;
 pub mod error;
+pub mod fleet;
+pub mod removals;
 pub mod retry;

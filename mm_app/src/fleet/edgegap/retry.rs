@@ -1,5 +1,5 @@
 //! Retry with exponential backoff and full jitter, and a client-side rate limiter that stays below
-//! Edgegap's published limits (deployments 40/s, status 20/s).
+//! Edgegap's published limits (deployments 40/s, status 20/s, list 10/s).
 
 use std::time::{Duration, Instant};
 
@@ -39,30 +39,31 @@ impl Backoff {
     }
 }
 
-/// A token bucket: at most `per_second` calls per second, bursts of the same size.
+/// Deployment and session creations: Edgegap allows 40/s; Bevygap sends 30/s after a burst of 8.
+pub const DEPLOY_LIMIT: (f64, f64) = (30.0, 8.0);
+
+/// Status reads: Edgegap allows 20/s; Bevygap sends 15/s after a burst of 4.
+pub const STATUS_LIMIT: (f64, f64) = (15.0, 4.0);
+
+/// A token bucket: at most `per_second` calls per second after a burst of `burst`. A burst plus
+/// one second of refill stays below the limit, so even a sliding one-second window never sees more.
 #[derive(Debug)]
 pub struct RateLimit {
     per_second: f64,
+    burst: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl RateLimit {
-    /// Edgegap's deployment endpoint allows 40/s: stay at 32.
-    pub fn deployments() -> Self {
-        Self::new(32.0)
-    }
-
-    /// Edgegap's status endpoint allows 20/s: stay at 16.
-    pub fn status() -> Self {
-        Self::new(16.0)
-    }
-
-    /// A full bucket of `per_second`.
-    pub fn new(per_second: f64) -> Self {
+    /// A full bucket of `burst` refilled at `per_second`.
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        let per_second = per_second.max(0.1);
+        let burst = burst.max(1.0);
         Self {
             per_second,
-            tokens: per_second,
+            burst,
+            tokens: burst,
             last: Instant::now(),
         }
     }
@@ -70,7 +71,7 @@ impl RateLimit {
     /// How long to wait before the next call is allowed at `now`; takes the token.
     pub fn reserve(&mut self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second);
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
         self.last = now;
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
@@ -100,15 +101,15 @@ mod tests {
 
     #[test]
     fn the_rate_limit_spaces_calls_below_edgegaps_limits() {
-        let mut limit = RateLimit::status();
+        let mut limit = RateLimit::new(STATUS_LIMIT.0, STATUS_LIMIT.1);
         let now = Instant::now();
         let waits: Vec<Duration> = (0..20).map(|_| limit.reserve(now)).collect();
         assert!(
-            waits[..16].iter().all(|w| w.is_zero()),
-            "a burst of 16 passes"
+            waits[..4].iter().all(|w| w.is_zero()),
+            "a burst of 4 passes"
         );
-        assert!(waits[16] > Duration::ZERO, "the 17th waits");
-        // 20 calls in the same instant need at least 4/16 s of waiting for the last one.
-        assert!(waits[19] >= Duration::from_millis(249), "{:?}", waits[19]);
+        assert!(waits[4] > Duration::ZERO, "the 5th waits");
+        // The 20th call is due 16/15 s after the first: never 20 calls within one second.
+        assert!(waits[19] > Duration::from_secs(1), "{:?}", waits[19]);
     }
 }
