@@ -8,14 +8,21 @@ use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use bevygap_shared::names::AppNames;
-use bevygap_shared::nats::{NatsSettings, connect, install_crypto_provider};
+use bevygap_shared::nats::{
+    BucketSpec, NatsConnection, NatsSettings, connect, ensure_bucket, install_crypto_provider,
+};
 
 use crate::bridge::{ShutdownFlag, Wake, event_driven_runner};
 use crate::core_plugin::{MatchmakerCorePlugin, PlacementConfig};
 use crate::error::ConfigError;
-use crate::fleet::FleetBackend;
+use crate::fleet::edgegap::checks::check_app;
+use crate::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
+use crate::fleet::edgegap::fleet::{EdgegapFleet, EdgegapFleetConfig};
+use crate::fleet::edgegap::removals::RemovalQueue;
+use crate::fleet::edgegap::retry::Backoff;
 use crate::fleet::local::{LocalFleet, LocalFleetConfig};
 use crate::fleet::static_list::StaticFleet;
+use crate::fleet::{FleetBackend, FleetError};
 use crate::fleet_driver::FleetDriverPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
@@ -30,6 +37,13 @@ pub enum FleetChoice {
     Local(LocalFleetConfig),
     /// Servers run elsewhere; never started or stopped here.
     Static,
+    /// Servers on Edgegap.
+    Edgegap {
+        /// How to reach the API.
+        api: Box<EdgegapApiConfig>,
+        /// How to start servers.
+        fleet: Box<EdgegapFleetConfig>,
+    },
 }
 
 /// Everything the matchmaker needs, validated (see [`crate::cli::Cli`]).
@@ -88,6 +102,13 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     let backend: Arc<dyn FleetBackend> = match &config.fleet {
         FleetChoice::Local(local) => Arc::new(LocalFleet::new(local.clone())?),
         FleetChoice::Static => Arc::new(StaticFleet),
+        FleetChoice::Edgegap { api, fleet } => Arc::new(handle.block_on(open_edgegap(
+            &nats,
+            &names,
+            api,
+            fleet,
+            &config.placement.app_versions,
+        ))?),
     };
     info!(
         "matchmaker for {} {:?} with the {} fleet",
@@ -114,6 +135,41 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     app.set_runner(event_driven_runner(config.idle_interval));
     Ok(app)
 }
+
+/// Checks the Edgegap app and versions, opens the removal queue (resuming what a previous run left)
+/// and builds the fleet. A wrong key, app or version stops the start with what to fix; an API that
+/// cannot be reached only warns, since Edgegap may be back before the first player.
+async fn open_edgegap(
+    nats: &NatsConnection,
+    names: &AppNames,
+    api: &EdgegapApiConfig,
+    fleet: &EdgegapFleetConfig,
+    versions: &[String],
+) -> Result<EdgegapFleet, ConfigError> {
+    let client = EdgegapClient::new(api).map_err(FleetError::from)?;
+    match check_app(&client, &fleet.application, versions).await {
+        Ok(found) => info!(
+            "Edgegap application `{}` is ready with versions {:?} at {}",
+            fleet.application,
+            found.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            client.base_url()
+        ),
+        Err(error) if error.is_transient() => {
+            warn!("{error}; starting anyway, allocations will retry")
+        }
+        Err(error) => return Err(FleetError::Rejected(error.to_string()).into()),
+    }
+    let kv = ensure_bucket(nats.jetstream(), &BucketSpec::fleet_removals(names)).await?;
+    let removals = RemovalQueue::open(client.clone(), kv, REMOVAL_RETRY).await?;
+    Ok(EdgegapFleet::new(client, fleet.clone(), removals))
+}
+
+/// How a queued stop is retried: soon at first, then once a minute until Edgegap confirms it.
+const REMOVAL_RETRY: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    attempts: u32::MAX,
+};
 
 /// A matchmaker running on its own thread; stops when dropped.
 pub struct MatchmakerHandle {

@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::app::{FleetChoice, MatchmakerConfig};
 use crate::core_plugin::PlacementConfig;
+use crate::edgegap_args::EdgegapFleetArgs;
 use crate::error::ConfigError;
 use crate::fleet::local::LocalFleetConfig;
 use crate::inspect::InspectConfig;
@@ -26,6 +27,8 @@ pub enum FleetKind {
     Local,
     /// Use servers started elsewhere; they register through their leases.
     Static,
+    /// Start servers on Edgegap (`EDGEGAP_API_KEY`, see the `--edgegap-*` flags).
+    Edgegap,
 }
 
 /// The Bevygap matchmaker: turns match requests into lightyear connect tokens.
@@ -110,6 +113,10 @@ pub struct Cli {
     /// Most local game servers at once.
     #[arg(long, env = "BEVYGAP_LOCAL_MAX_SERVERS", default_value_t = 8)]
     pub local_max_servers: usize,
+
+    /// Edgegap settings (`--fleet edgegap`).
+    #[command(flatten)]
+    pub edgegap: EdgegapFleetArgs,
 
     /// Port of the bevy_remote inspection endpoint (0 disables it).
     #[arg(long, env = "BEVYGAP_REMOTE_PORT", default_value_t = 15702)]
@@ -207,6 +214,13 @@ impl Cli {
         self.nats.validate()?;
         let fleet = match self.fleet {
             FleetKind::Static => FleetChoice::Static,
+            FleetKind::Edgegap => FleetChoice::Edgegap {
+                api: Box::new(self.edgegap.api.api_config()?),
+                fleet: Box::new(
+                    self.edgegap
+                        .fleet_config(&self.app_name, &child_env(&self, &private_key))?,
+                ),
+            },
             FleetKind::Local => {
                 let command: Vec<String> = self
                     .local_server_cmd

@@ -21,6 +21,7 @@ pub mod bridge;
 pub mod cli;
 pub mod core_plugin;
 pub mod deployment;
+pub mod edgegap_args;
 pub mod error;
 pub mod fleet;
 pub mod fleet_driver;

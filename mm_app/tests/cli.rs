@@ -21,6 +21,11 @@ fn matchmaker() -> Command {
 
 /// The flags every start-up test needs: a game, a protocol id, the static fleet.
 fn with_required_flags() -> Command {
+    with_fleet("static")
+}
+
+/// A game, a protocol id and `fleet`.
+fn with_fleet(fleet: &str) -> Command {
     let mut command = matchmaker();
     command.args([
         "--app-name",
@@ -30,7 +35,7 @@ fn with_required_flags() -> Command {
         "--lightyear-protocol-id",
         "1",
         "--fleet",
-        "static",
+        fleet,
     ]);
     command
 }
@@ -116,4 +121,47 @@ fn the_inspection_endpoint_stays_on_loopback_unless_allowed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--remote-allow-non-loopback"));
+}
+
+#[test]
+fn the_edgegap_fleet_needs_its_api_key() {
+    let out = with_fleet("edgegap")
+        .arg("--dev")
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .env_remove("EDGEGAP_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("EDGEGAP_API_KEY"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_edgegap_app_stops_the_start_with_what_to_fix() {
+    use bevygap_edgegap_replica::{AppSpec, ReplicaConfig, VersionSpec};
+    let nats = bevygap_test_support::NatsServer::start().unwrap();
+    let replica = bevygap_edgegap_replica::start(ReplicaConfig {
+        api_key: "cli-test-key".into(),
+        apps: vec![AppSpec::new("other-game", vec![VersionSpec::new("1")])],
+        ..ReplicaConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut command = with_fleet("edgegap");
+    command
+        .args(["--dev", "--remote-port", "0"])
+        .args(["--edgegap-url", &replica.url()])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .env("EDGEGAP_API_KEY", "token cli-test-key")
+        .env("NATS_HOST", nats.address())
+        .env("NATS_INSECURE", "true");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("has no application `g`"), "{text}");
+    assert!(text.contains("--app-name"), "{text}");
+    assert!(!text.contains("cli-test-key"), "the key is never printed");
 }
