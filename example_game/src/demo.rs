@@ -1,6 +1,6 @@
 //! The local demo: NATS, the matchmaker with the local fleet, and bots joining and leaving.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{
     BucketSpec, NatsSettings, WatchEvent, connect, ensure_bucket, spawn_watch,
 };
+use bevygap_shared::schema::{DeploymentLease, decode};
 use bevygap_test_support::{NatsServer, free_tcp_port};
 
 use crate::bot::{BotOutcome, run_bot};
@@ -79,6 +80,8 @@ pub struct DemoEnv {
 pub struct Observed {
     /// Deployments whose lease appeared.
     pub leases_added: HashSet<String>,
+    /// The latest lease of each deployment.
+    pub leases: HashMap<String, DeploymentLease>,
     /// Deployments whose lease went away.
     pub leases_removed: HashSet<String>,
     /// Connection keys ever seen.
@@ -107,6 +110,7 @@ impl DemoEnv {
                 "BEVYGAP_TOKEN_EXPIRE_SECS".to_owned(),
                 config.token_expire_secs.to_string(),
             ),
+            ("BEVYGAP_TRANSPORT".to_owned(), config.transport.clone()),
             (
                 "RUST_LOG".to_owned(),
                 "warn,bevygap_server_plugin=info".to_owned(),
@@ -218,7 +222,10 @@ async fn observe(address: String, observed: Arc<Mutex<Observed>>) -> anyhow::Res
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match event {
-                WatchEvent::Put { key, .. } => {
+                WatchEvent::Put { key, value, .. } => {
+                    if let Ok(lease) = decode::<DeploymentLease>(&value) {
+                        o.leases.insert(key.clone(), lease);
+                    }
                     o.leases_added.insert(key);
                 }
                 WatchEvent::Removed { key, .. } => {

@@ -11,6 +11,7 @@ use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, run_bots};
 use bevygap_example_game::{GAME, PROTOCOL_ID, TICK, VERSION};
 use bevygap_shared::protocol::seed_json::SeedResponse;
+use bevygap_shared::schema::Transport;
 use bevygap_shared::token_data::TokenUserData;
 use futures::{SinkExt, StreamExt};
 use lightyear::netcode::ConnectToken;
@@ -205,6 +206,13 @@ fn a_webtransport_server_is_reached_with_the_certificate_digest_from_its_lease()
         "{outcomes:?}"
     );
     assert_eq!(env.observed(|o| o.connections_seen.len()), 1);
+    env.observed(|o| {
+        assert!(!o.leases.is_empty());
+        for lease in o.leases.values() {
+            assert_eq!(lease.transport, Transport::WebTransport);
+            assert!(lease.cert_digest.is_some(), "the lease carries the digest");
+        }
+    });
 }
 
 #[test]
