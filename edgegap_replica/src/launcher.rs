@@ -23,6 +23,8 @@ pub struct Launcher {
     pub env: Vec<(String, String)>,
     /// How long a server may take to exit after SIGTERM before it is killed.
     pub stop_grace: Duration,
+    /// Let servers write to the replica's stdout and stderr (off: their output is discarded).
+    pub inherit_output: bool,
 }
 
 impl Default for Launcher {
@@ -33,6 +35,7 @@ impl Default for Launcher {
             ports: 7400..=7499,
             env: Vec::new(),
             stop_grace: Duration::from_secs(5),
+            inherit_output: false,
         }
     }
 }
@@ -106,6 +109,9 @@ impl Launcher {
             .envs(arbitrium_env(spec, self.public_ip))
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if !self.inherit_output {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
         let mut child = command.spawn()?;
         let pid = child.id();
         info!(

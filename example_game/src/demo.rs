@@ -1,11 +1,16 @@
-//! The local demo: NATS, the matchmaker with the local fleet, and bots joining and leaving.
+//! The local demo: NATS, the matchmaker with the local fleet (or the Edgegap backend against the
+//! offline Edgegap replica), and bots joining and leaving.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bevygap_edgegap_replica::{AppSpec, Launcher, ReplicaConfig, ReplicaHandle, VersionSpec};
 use bevygap_matchmaker::app::FleetChoice;
+use bevygap_matchmaker::fleet::edgegap::client::EdgegapApiConfig;
+use bevygap_matchmaker::fleet::edgegap::env::deployment_env;
+use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleetConfig, EdgegapMode};
 use bevygap_matchmaker::fleet::local::LocalFleetConfig;
 use bevygap_matchmaker::inspect::InspectConfig;
 use bevygap_matchmaker::intake::IntakeConfig;
@@ -17,6 +22,7 @@ use bevygap_shared::nats::{
     BucketSpec, NatsSettings, WatchEvent, connect, ensure_bucket, spawn_watch,
 };
 use bevygap_shared::schema::{DeploymentLease, decode};
+use bevygap_shared::secret::Secret;
 use bevygap_test_support::{NatsServer, free_tcp_port};
 
 use crate::bot::{BotOutcome, run_bot};
@@ -39,6 +45,43 @@ pub struct DemoConfig {
     pub token_expire_secs: u32,
     /// `udp` or `webtransport`: what the game servers listen on.
     pub transport: String,
+    /// Where game servers come from.
+    pub fleet: DemoFleet,
+}
+
+/// Where the demo's game servers come from.
+#[derive(Debug, Clone, Default)]
+pub enum DemoFleet {
+    /// The matchmaker's local fleet starts them.
+    #[default]
+    Local,
+    /// The matchmaker's Edgegap backend, talking to the offline Edgegap replica, which starts them
+    /// with the `ARBITRIUM_*` environment and serves their context API.
+    EdgegapReplica(ReplicaOptions),
+}
+
+/// How the Edgegap replica behaves in the demo.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    /// Time to `Status.READY`; `None` never becomes ready.
+    pub ready_after: Option<Duration>,
+    /// How long the matchmaker waits for ready before stopping the deployment.
+    pub ready_timeout: Duration,
+    /// v2 deployments or v1 seat sessions.
+    pub mode: EdgegapMode,
+    /// Start game server processes (off: deployments that never come up).
+    pub launch_servers: bool,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        Self {
+            ready_after: Some(Duration::from_millis(300)),
+            ready_timeout: Duration::from_secs(30),
+            mode: EdgegapMode::Deployments,
+            launch_servers: true,
+        }
+    }
 }
 
 /// What happened.
@@ -72,6 +115,8 @@ pub struct DemoEnv {
     pub inspect_port: u16,
     /// Leases seen (added) and removed, and clients connected, as the KV shows them.
     pub observed: Arc<Mutex<Observed>>,
+    /// The Edgegap replica, with [`DemoFleet::EdgegapReplica`].
+    pub replica: Option<ReplicaHandle>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -116,6 +161,27 @@ impl DemoEnv {
                 "warn,bevygap_server_plugin=info".to_owned(),
             ),
         ];
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (fleet, replica) = match &config.fleet {
+            DemoFleet::Local => (
+                FleetChoice::Local(LocalFleetConfig {
+                    command: vec![config.server_binary.display().to_string()],
+                    ports: first_port..=first_port + 9,
+                    capacity: config.seats_per_server,
+                    env,
+                    ..LocalFleetConfig::default()
+                }),
+                None,
+            ),
+            DemoFleet::EdgegapReplica(options) => {
+                let (fleet, replica) =
+                    runtime.block_on(edgegap_replica(config, options, first_port, &env))?;
+                (fleet, Some(replica))
+            }
+        };
         let mm_config = MatchmakerConfig {
             placement: PlacementConfig {
                 app_name: GAME.into(),
@@ -142,21 +208,11 @@ impl DemoEnv {
                 port: inspect_port,
             }),
             nats: NatsSettings::insecure(nats_server.address()),
-            fleet: FleetChoice::Local(LocalFleetConfig {
-                command: vec![config.server_binary.display().to_string()],
-                ports: first_port..=first_port + 9,
-                capacity: config.seats_per_server,
-                env,
-                ..LocalFleetConfig::default()
-            }),
+            fleet,
             idle_interval: Duration::from_millis(2),
             log_filter: None,
         };
         let matchmaker = spawn_matchmaker(mm_config)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
         let observed = Arc::new(Mutex::new(Observed::default()));
         runtime.block_on(observe(nats_server.address(), observed.clone()))?;
         Ok(Self {
@@ -165,6 +221,7 @@ impl DemoEnv {
             key,
             inspect_port,
             observed,
+            replica,
             runtime,
         })
     }
@@ -205,6 +262,60 @@ impl Drop for DemoEnv {
     fn drop(&mut self) {
         drop(self.matchmaker.take());
     }
+}
+
+/// Starts the Edgegap replica (launching `config.server_binary` per deployment) and the matchmaker's
+/// Edgegap fleet settings for it. Deployments inherit `env` through the deploy request, as on
+/// Edgegap; the seats per server reach them as the app version's start arguments.
+async fn edgegap_replica(
+    config: &DemoConfig,
+    options: &ReplicaOptions,
+    first_port: u16,
+    env: &[(String, String)],
+) -> anyhow::Result<(FleetChoice, ReplicaHandle)> {
+    let api_key = hex_key(&std::array::from_fn(|_| rand_byte()));
+    let mut version = VersionSpec::new(VERSION);
+    version.arguments = Some(format!("--capacity {}", config.seats_per_server));
+    if options.mode == EdgegapMode::Sessions {
+        // Session requests carry no environment: on Edgegap it is set on the app version.
+        version.envs = env.to_vec();
+    }
+    let launcher = options.launch_servers.then(|| Launcher {
+        command: vec![config.server_binary.display().to_string()],
+        ports: first_port..=first_port + 9,
+        env: env
+            .iter()
+            .filter(|(k, _)| k == "RUST_LOG" || k == "BEVYGAP_TRANSPORT")
+            .cloned()
+            .collect(),
+        ..Launcher::default()
+    });
+    let replica = bevygap_edgegap_replica::start(ReplicaConfig {
+        api_key: api_key.clone(),
+        apps: vec![AppSpec::new(GAME, vec![version])],
+        ready_after: options.ready_after,
+        sockets: config.seats_per_server,
+        launcher,
+        ..ReplicaConfig::default()
+    })
+    .await?;
+    let mut api = EdgegapApiConfig::new(Secret::new(api_key));
+    api.base_url = replica.url();
+    let mut fleet = EdgegapFleetConfig::new(GAME);
+    fleet.mode = options.mode;
+    fleet.ready_timeout = options.ready_timeout;
+    fleet.poll_first = Duration::from_millis(50);
+    fleet.poll_max = Duration::from_millis(500);
+    // Simplenet does not tell the matchmaker the players' IPs.
+    fleet.fallback_ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+    fleet.env = deployment_env(env);
+    Ok((
+        FleetChoice::Edgegap {
+            api: Box::new(api),
+            fleet: Box::new(fleet),
+        },
+        replica,
+    ))
 }
 
 async fn observe(address: String, observed: Arc<Mutex<Observed>>) -> anyhow::Result<()> {
@@ -290,7 +401,12 @@ pub fn run_bots(url: &str, bots: usize, play_for: Duration, stagger: Duration) -
 
 /// Runs the whole demo and reports.
 pub fn run_demo(config: &DemoConfig, progress: impl Fn(&str)) -> anyhow::Result<DemoReport> {
-    progress("starting nats-server and the matchmaker (local fleet)");
+    progress(match config.fleet {
+        DemoFleet::Local => "starting nats-server and the matchmaker (local fleet)",
+        DemoFleet::EdgegapReplica(_) => {
+            "starting nats-server, the Edgegap replica and the matchmaker (edgegap fleet)"
+        }
+    });
     let env = DemoEnv::start(config)?;
     progress(&format!(
         "matchmaker listening: {} and {}",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bevy::prelude::*;
 use bevygap_example_game::bot::BotOutcome;
-use bevygap_example_game::demo::{DemoConfig, DemoEnv, run_bots};
+use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, run_bots};
 use bevygap_example_game::{GAME, PROTOCOL_ID, TICK, VERSION};
 use bevygap_shared::protocol::seed_json::SeedResponse;
 use bevygap_shared::schema::Transport;
@@ -29,6 +29,7 @@ fn config(token_expire_secs: u32) -> DemoConfig {
         empty_server_ttl: Duration::from_secs(2),
         token_expire_secs,
         transport: "udp".into(),
+        fleet: DemoFleet::Local,
     }
 }
 

@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         command: cmd.split_whitespace().map(str::to_owned).collect(),
         public_ip: args.public_ip,
         ports: first.trim().parse().unwrap_or(7400)..=last.trim().parse().unwrap_or(7499),
+        inherit_output: true,
         ..Launcher::default()
     });
     let config = ReplicaConfig {

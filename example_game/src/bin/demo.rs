@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bevygap_example_game::demo::{DemoConfig, run_demo};
+use bevygap_example_game::demo::{DemoConfig, DemoFleet, ReplicaOptions, run_demo};
 use clap::Parser;
 
 /// Runs NATS, the matchmaker with the local fleet, and bot players, then prints a summary.
@@ -25,6 +25,10 @@ struct Args {
     /// What the game servers listen on: `udp` or `webtransport`.
     #[arg(long, default_value = "udp")]
     transport: String,
+    /// Start servers through the matchmaker's Edgegap backend and the offline Edgegap replica
+    /// (the whole Edgegap flow on this machine) instead of the local fleet.
+    #[arg(long)]
+    edgegap_replica: bool,
 }
 
 fn percentile(values: &mut [Duration], p: f64) -> Duration {
@@ -53,6 +57,11 @@ fn main() -> ExitCode {
         empty_server_ttl: Duration::from_secs(args.empty_ttl_secs),
         token_expire_secs: 15,
         transport: args.transport.clone(),
+        fleet: if args.edgegap_replica {
+            DemoFleet::EdgegapReplica(ReplicaOptions::default())
+        } else {
+            DemoFleet::Local
+        },
     };
     match run_demo(&config, |line| println!("[demo] {line}")) {
         Ok(mut report) => {

@@ -361,6 +361,7 @@ fn cold_fleet(
         empty_server_ttl: Duration::from_secs(1),
         token_expire_secs: 2,
         transport: "udp".into(),
+        fleet: bevygap_example_game::demo::DemoFleet::Local,
     };
     let env = bevygap_example_game::demo::DemoEnv::start(&config)?;
     let request = format!(

@@ -20,6 +20,9 @@ use super::retry::{Backoff, DEPLOY_LIMIT, RateLimit, STATUS_LIMIT};
 /// Edgegap's public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.edgegap.com";
 
+/// Longest wait between retries of a rate-limited call without `Retry-After`.
+const RATE_LIMITED_MAX_WAIT: Duration = Duration::from_secs(2);
+
 /// Largest answer body read (a deployment list page is far smaller).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -311,9 +314,15 @@ impl EdgegapClient {
             if !retry {
                 return Err(error);
             }
-            let delay = self
-                .backoff
-                .delay(attempt, retry_after, rand::random::<f64>());
+            let backoff = match &error {
+                // Edgegap's limits are per second: waiting longer than a couple of them is waste.
+                EdgegapError::RateLimited { .. } => Backoff {
+                    max: self.backoff.max.min(RATE_LIMITED_MAX_WAIT),
+                    ..self.backoff
+                },
+                _ => self.backoff,
+            };
+            let delay = backoff.delay(attempt, retry_after, rand::random::<f64>());
             warn!(
                 "Edgegap {method} {path}: {error}; retrying in {} ms",
                 delay.as_millis()

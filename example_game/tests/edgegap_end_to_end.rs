@@ -1,0 +1,179 @@
+//! The Edgegap flow on one machine: the matchmaker's Edgegap backend asks the offline Edgegap
+//! replica for deployments, the replica starts real example game servers with the `ARBITRIUM_*`
+//! environment and context API, and bots connect over real netcode.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
+
+use std::time::{Duration, Instant};
+
+use bevygap_edgegap_replica::Route;
+use bevygap_example_game::bot::BotOutcome;
+use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, ReplicaOptions, run_bots};
+use bevygap_example_game::{GAME, VERSION};
+use bevygap_shared::protocol::seed_json::SeedResponse;
+use futures::{SinkExt, StreamExt};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn config(options: ReplicaOptions) -> DemoConfig {
+    DemoConfig {
+        server_binary: env!("CARGO_BIN_EXE_example_server").into(),
+        bots: 3,
+        seats_per_server: 2,
+        play_for: Duration::from_secs(1),
+        empty_server_ttl: Duration::from_secs(2),
+        token_expire_secs: 15,
+        transport: "udp".into(),
+        fleet: DemoFleet::EdgegapReplica(options),
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_all_played(outcomes: &[BotOutcome]) {
+    for outcome in outcomes {
+        assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcomes:?}");
+    }
+}
+
+#[test]
+fn players_reach_game_servers_started_through_the_edgegap_api() {
+    let config = config(ReplicaOptions::default());
+    let env = DemoEnv::start(&config).unwrap();
+    let outcomes = run_bots(
+        &env.simplenet_url(),
+        config.bots,
+        config.play_for,
+        Duration::ZERO,
+    );
+    assert_all_played(&outcomes);
+    assert_eq!(env.observed(|o| o.connections_seen.len()), 3);
+
+    let replica = env.replica.as_ref().unwrap();
+    let deployments = replica.deployments();
+    assert!(deployments.len() >= 2, "3 players on 2-seat servers");
+    for deployment in &deployments {
+        let hidden: Vec<&str> = deployment
+            .env
+            .iter()
+            .filter(|(_, _, hidden)| *hidden)
+            .map(|(k, _, _)| k.as_str())
+            .collect();
+        assert_eq!(hidden, ["LIGHTYEAR_PRIVATE_KEY"], "the key travels hidden");
+    }
+    env.observed(|o| {
+        for deployment in &deployments {
+            // The server learned its context from Edgegap: the lease names the deployment by its
+            // request id, with the FQDN and location from the context API and the external port.
+            let lease = &o.leases[&deployment.request_id];
+            assert_eq!(lease.capacity, 2, "from the version's start arguments");
+            assert_eq!(
+                lease.fqdn.as_deref(),
+                Some(format!("{}.replica.localhost", deployment.request_id).as_str())
+            );
+            assert_eq!(lease.location.as_ref().unwrap().region, "Loopback");
+        }
+    });
+
+    // Empty servers are stopped through DELETE /v1/stop.
+    wait_for("every deployment stopped", || {
+        replica.deployments().iter().all(|d| d.stopped)
+    });
+}
+
+#[test]
+fn seat_sessions_bring_players_to_the_deployment_edgegap_links() {
+    let config = config(ReplicaOptions {
+        mode: bevygap_matchmaker::fleet::edgegap::fleet::EdgegapMode::Sessions,
+        ..ReplicaOptions::default()
+    });
+    let env = DemoEnv::start(&config).unwrap();
+    let outcomes = run_bots(&env.simplenet_url(), 2, config.play_for, Duration::ZERO);
+    assert_all_played(&outcomes);
+    let replica = env.replica.as_ref().unwrap();
+    assert!(
+        replica
+            .calls()
+            .iter()
+            .any(|c| c.route == Route::CreateSession && c.status == 200)
+    );
+    wait_for("sessions deleted and deployments stopped", || {
+        replica.deployments().iter().all(|d| d.stopped)
+            && replica
+                .calls()
+                .iter()
+                .any(|c| c.route == Route::DeleteSession && c.status == 200)
+    });
+}
+
+/// Asks for a session over the seed JSON endpoint; the error the matchmaker answers, if any.
+fn session_error(env: &DemoEnv) -> Option<(u16, String)> {
+    env.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(env.seed_url())
+            .await
+            .unwrap();
+        let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            request.into(),
+        ))
+        .await
+        .unwrap();
+        loop {
+            let message = tokio::time::timeout(WAIT, ws.next()).await.unwrap()?.ok()?;
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            match SeedResponse::parse(text) {
+                Ok(SeedResponse::SessionReady { .. }) => return None,
+                Ok(SeedResponse::Error(code, text)) => return Some((code, text)),
+                _ => {}
+            }
+        }
+    })
+}
+
+#[test]
+fn a_deployment_that_never_becomes_ready_ends_the_ticket_with_a_clear_error_and_is_stopped() {
+    let config = config(ReplicaOptions {
+        ready_after: None,
+        ready_timeout: Duration::from_secs(2),
+        launch_servers: false,
+        ..ReplicaOptions::default()
+    });
+    let env = DemoEnv::start(&config).unwrap();
+    let (code, text) = session_error(&env).expect("the ticket fails");
+    assert!(code >= 500, "{code}: {text}");
+    assert!(text.contains("not ready after 2 s"), "{text}");
+    assert!(text.contains("Status.DEPLOYING"), "{text}");
+    let replica = env.replica.as_ref().unwrap();
+    wait_for("the deployment stopped", || {
+        let deployments = replica.deployments();
+        !deployments.is_empty() && deployments.iter().all(|d| d.stopped)
+    });
+}
+
+#[test]
+fn a_storm_of_429_is_absorbed_without_dropping_tickets() {
+    let config = config(ReplicaOptions::default());
+    let env = DemoEnv::start(&config).unwrap();
+    let replica = env.replica.as_ref().unwrap();
+    replica.inject(Route::Deploy, 429, 10);
+    replica.inject(Route::Status, 429, 10);
+    let outcomes = run_bots(&env.simplenet_url(), 4, config.play_for, Duration::ZERO);
+    assert_all_played(&outcomes);
+    let rate_limited = |route| {
+        replica
+            .calls()
+            .iter()
+            .filter(|c| c.route == route && c.status == 429)
+            .count()
+    };
+    assert_eq!(rate_limited(Route::Deploy), 10, "every 429 was waited out");
+    assert_eq!(rate_limited(Route::Status), 10, "every 429 was waited out");
+}
