@@ -21,5 +21,5 @@ mod watch;
 pub use buckets::{BucketSpec, ensure_bucket};
 pub use connect::{ConnectionState, NatsConnection, connect};
 pub use settings::NatsSettings;
-pub use tls::install_crypto_provider;
+pub use tls::{install_crypto_provider, normalize_pem};
 pub use watch::{WatchEvent, WatchHandle, spawn_watch};

@@ -18,6 +18,39 @@ pub fn install_crypto_provider() {
 }
 
 /// A client config trusting only the CA certificates in `pem` (from `source_name`).
+/// Rewrites PEM blocks with their line breaks restored: Edgegap's start arguments carry the CA as
+/// one line (`--ca_contents '-----BEGIN CERTIFICATE-----MIIB…-----END CERTIFICATE-----'`), or with
+/// spaces for newlines. Text without PEM blocks is returned unchanged.
+pub fn normalize_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let body = &after[label_end + 5..];
+        let footer = format!("-----END {label}-----");
+        let Some(end) = body.find(&footer) else {
+            break;
+        };
+        let base64: Vec<u8> = body[..end]
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        out.push_str(&format!("-----BEGIN {label}-----\n"));
+        for line in base64.chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str(&footer);
+        out.push('\n');
+        rest = &body[end + footer.len()..];
+    }
+    if out.is_empty() { text.to_owned() } else { out }
+}
+
 pub(crate) fn client_config_for_ca(
     pem: &[u8],
     source_name: &str,
@@ -26,7 +59,8 @@ pub(crate) fn client_config_for_ca(
         source_name: source_name.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_slice_iter(pem)
+    let pem = normalize_pem(&String::from_utf8_lossy(pem));
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(format!("not PEM: {e}")))?;
     if certs.is_empty() {
@@ -45,4 +79,28 @@ pub(crate) fn client_config_for_ca(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_pem;
+
+    #[test]
+    fn one_line_pem_gets_its_line_breaks_back() {
+        let body = "A".repeat(100);
+        let one_line = format!("-----BEGIN CERTIFICATE-----{body}-----END CERTIFICATE-----");
+        let fixed = normalize_pem(&one_line);
+        let lines: Vec<&str> = fixed.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "-----BEGIN CERTIFICATE-----",
+                &"A".repeat(64),
+                &"A".repeat(36),
+                "-----END CERTIFICATE-----"
+            ]
+        );
+        assert_eq!(normalize_pem(&fixed), fixed, "proper PEM stays as it is");
+        assert_eq!(normalize_pem("not pem"), "not pem");
+    }
 }

@@ -7,7 +7,8 @@
 //!   deployments or the seed's v1 seat sessions;
 //! - [`removals`]: stops and session deletes persisted in KV and retried until done;
 //! - [`checks`]: start-up checks of the app and versions;
-//! - [`env`]: what deployments inherit from the matchmaker's configuration.
+//! - [`env`]: what deployments inherit from the matchmaker's configuration;
+//! - [`operator`]: the jobs of the `bevygap_edgegap` operator command.
 
 pub mod api;
 pub mod checks;
@@ -15,5 +16,6 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod fleet;
+pub mod operator;
 pub mod removals;
 pub mod retry;
