@@ -76,12 +76,18 @@ pub struct LaunchSpec {
 #[derive(Debug)]
 pub struct Process {
     stop: watch::Sender<bool>,
+    exited: watch::Receiver<bool>,
 }
 
 impl Process {
     /// Asks the process to exit.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Whether the process has exited (on its own or after [`Process::stop`]).
+    pub fn has_exited(&self) -> bool {
+        *self.exited.borrow()
     }
 }
 
@@ -119,12 +125,14 @@ impl Launcher {
             spec.request_id
         );
         let (stop, mut stopping) = watch::channel(false);
+        let (exited_tx, exited) = watch::channel(false);
         let grace = self.stop_grace;
         let request_id = spec.request_id.clone();
         tokio::spawn(async move {
             tokio::select! {
                 status = child.wait() => {
                     info!("replica deployment `{request_id}`: game server exited ({status:?})");
+                    exited_tx.send_replace(true);
                     return;
                 }
                 _ = stopping.wait_for(|stop| *stop) => {}
@@ -139,8 +147,9 @@ impl Launcher {
                 warn!("replica deployment `{request_id}`: game server ignored SIGTERM; killing it");
                 let _ = child.kill().await;
             }
+            exited_tx.send_replace(true);
         });
-        Ok(Process { stop })
+        Ok(Process { stop, exited })
     }
 }
 

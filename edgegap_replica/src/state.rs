@@ -128,7 +128,9 @@ impl Deployment {
         let due = self
             .ready_after
             .is_some_and(|after| now.saturating_duration_since(self.created) >= after);
-        match (self.stopped, self.fail, due) {
+        // A container that exits on its own ends the deployment in error, as on Edgegap.
+        let crashed = self.process.as_ref().is_some_and(Process::has_exited);
+        match (self.stopped, self.fail || crashed, due || crashed) {
             (true, _, _) => TERMINATED,
             (false, true, true) => ERROR,
             (false, false, true) => READY,
@@ -489,7 +491,7 @@ impl State {
             "elapsed_time": elapsed,
             "max_duration": 1440,
             "error": status == ERROR,
-            "error_detail": if status == ERROR { json!("Container exited during start-up") } else { Value::Null },
+            "error_detail": if status == ERROR { json!("The game server container exited") } else { Value::Null },
             "public_ip": self.public_ip().to_string(),
             "ports": ports,
             "location": location(),

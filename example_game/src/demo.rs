@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use bevygap_edgegap_replica::{AppSpec, Launcher, ReplicaConfig, ReplicaHandle, VersionSpec};
 use bevygap_matchmaker::app::FleetChoice;
-use bevygap_matchmaker::fleet::edgegap::client::EdgegapApiConfig;
+use bevygap_matchmaker::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
 use bevygap_matchmaker::fleet::edgegap::env::deployment_env;
 use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleetConfig, EdgegapMode};
+use bevygap_matchmaker::fleet::edgegap::operator::{ca_argument, with_ca_argument};
 use bevygap_matchmaker::fleet::local::LocalFleetConfig;
 use bevygap_matchmaker::inspect::InspectConfig;
 use bevygap_matchmaker::intake::IntakeConfig;
@@ -23,7 +24,7 @@ use bevygap_shared::nats::{
 };
 use bevygap_shared::schema::{DeploymentLease, decode};
 use bevygap_shared::secret::Secret;
-use bevygap_test_support::{NatsServer, free_tcp_port};
+use bevygap_test_support::{NatsServer, NatsServerOptions, TestPki, free_tcp_port, make_pki};
 
 use crate::bot::{BotOutcome, run_bot};
 use crate::{GAME, PROTOCOL_ID, VERSION};
@@ -47,6 +48,9 @@ pub struct DemoConfig {
     pub transport: String,
     /// Where game servers come from.
     pub fleet: DemoFleet,
+    /// Serve NATS over TLS with a throwaway CA. Local servers get the CA file; Edgegap servers
+    /// get it only as the version's `--ca_contents` start argument, as on Edgegap.
+    pub nats_tls: bool,
 }
 
 /// Where the demo's game servers come from.
@@ -117,6 +121,9 @@ pub struct DemoEnv {
     pub observed: Arc<Mutex<Observed>>,
     /// The Edgegap replica, with [`DemoFleet::EdgegapReplica`].
     pub replica: Option<ReplicaHandle>,
+    /// The throwaway CA of a TLS NATS server.
+    pub pki: Option<TestPki>,
+    _pki_dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -138,7 +145,24 @@ pub struct Observed {
 impl DemoEnv {
     /// Starts NATS, the matchmaker with the local fleet, and the KV observers.
     pub fn start(config: &DemoConfig) -> anyhow::Result<Self> {
-        let nats_server = NatsServer::start()?;
+        let pki_dir = tempfile::tempdir()?;
+        let (nats_server, nats, pki) = if config.nats_tls {
+            let pki = make_pki(pki_dir.path(), "demo")?;
+            let server = NatsServer::start_with(NatsServerOptions {
+                tls: Some(pki.server.clone()),
+                ..NatsServerOptions::default()
+            })?;
+            let ca_file = pki_dir.path().join("ca.pem");
+            std::fs::write(&ca_file, &pki.ca_pem)?;
+            let mut settings = NatsSettings::insecure(server.address());
+            settings.insecure = false;
+            settings.ca = Some(ca_file);
+            (server, settings, Some(pki))
+        } else {
+            let server = NatsServer::start()?;
+            let settings = NatsSettings::insecure(server.address());
+            (server, settings, None)
+        };
         let key: [u8; 32] = std::array::from_fn(|_| rand_byte());
         let inspect_port = free_tcp_port()?;
         // Each environment in this process gets its own ten ports.
@@ -148,7 +172,10 @@ impl DemoEnv {
             u16::try_from(20_000 + (std::process::id() % 12) * 1000 + range * 10).unwrap_or(20_000);
         let env = vec![
             ("NATS_HOST".to_owned(), nats_server.address()),
-            ("NATS_INSECURE".to_owned(), "true".to_owned()),
+            match &nats.ca {
+                Some(ca) => ("NATS_CA".to_owned(), ca.display().to_string()),
+                None => ("NATS_INSECURE".to_owned(), "true".to_owned()),
+            },
             ("LIGHTYEAR_PRIVATE_KEY".to_owned(), hex_key(&key)),
             ("LIGHTYEAR_PROTOCOL_ID".to_owned(), PROTOCOL_ID.to_string()),
             (
@@ -177,8 +204,9 @@ impl DemoEnv {
                 None,
             ),
             DemoFleet::EdgegapReplica(options) => {
+                let ca_pem = pki.as_ref().map(|p| p.ca_pem.as_str());
                 let (fleet, replica) =
-                    runtime.block_on(edgegap_replica(config, options, first_port, &env))?;
+                    runtime.block_on(edgegap_replica(config, options, first_port, &env, ca_pem))?;
                 (fleet, Some(replica))
             }
         };
@@ -207,14 +235,14 @@ impl DemoEnv {
                 address: [127, 0, 0, 1].into(),
                 port: inspect_port,
             }),
-            nats: NatsSettings::insecure(nats_server.address()),
+            nats: nats.clone(),
             fleet,
             idle_interval: Duration::from_millis(2),
             log_filter: None,
         };
         let matchmaker = spawn_matchmaker(mm_config)?;
         let observed = Arc::new(Mutex::new(Observed::default()));
-        runtime.block_on(observe(nats_server.address(), observed.clone()))?;
+        runtime.block_on(observe(nats, observed.clone()))?;
         Ok(Self {
             nats_server,
             matchmaker: Some(matchmaker),
@@ -222,6 +250,8 @@ impl DemoEnv {
             inspect_port,
             observed,
             replica,
+            pki,
+            _pki_dir: pki_dir,
             runtime,
         })
     }
@@ -272,6 +302,7 @@ async fn edgegap_replica(
     options: &ReplicaOptions,
     first_port: u16,
     env: &[(String, String)],
+    ca_pem: Option<&str>,
 ) -> anyhow::Result<(FleetChoice, ReplicaHandle)> {
     let api_key = hex_key(&std::array::from_fn(|_| rand_byte()));
     let mut version = VersionSpec::new(VERSION);
@@ -288,6 +319,8 @@ async fn edgegap_replica(
             .filter(|(k, _)| k == "RUST_LOG" || k == "BEVYGAP_TRANSPORT")
             .cloned()
             .collect(),
+        // Servers' output is discarded unless asked for (it would interleave with test output).
+        inherit_output: std::env::var_os("BEVYGAP_SHOW_SERVER_OUTPUT").is_some(),
         ..Launcher::default()
     });
     let replica = bevygap_edgegap_replica::start(ReplicaConfig {
@@ -301,6 +334,15 @@ async fn edgegap_replica(
     .await?;
     let mut api = EdgegapApiConfig::new(Secret::new(api_key));
     api.base_url = replica.url();
+    if let Some(pem) = ca_pem {
+        // What `bevygap_edgegap set-ca-argument` does: the CA rides in the version's arguments.
+        let client = EdgegapClient::new(&api)?;
+        let current = client.app_version(GAME, VERSION).await?;
+        let arguments = with_ca_argument(current.arguments.as_deref(), &ca_argument(pem)?);
+        client
+            .set_version_arguments(GAME, VERSION, &arguments)
+            .await?;
+    }
     let mut fleet = EdgegapFleetConfig::new(GAME);
     fleet.mode = options.mode;
     fleet.ready_timeout = options.ready_timeout;
@@ -318,8 +360,8 @@ async fn edgegap_replica(
     ))
 }
 
-async fn observe(address: String, observed: Arc<Mutex<Observed>>) -> anyhow::Result<()> {
-    let nats = connect(&NatsSettings::insecure(address), "bevygap-demo-observer").await?;
+async fn observe(settings: NatsSettings, observed: Arc<Mutex<Observed>>) -> anyhow::Result<()> {
+    let nats = connect(&settings, "bevygap-demo-observer").await?;
     let names = AppNames::new(GAME)?;
     let leases = ensure_bucket(nats.jetstream(), &BucketSpec::leases(&names)).await?;
     let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names)).await?;

@@ -35,7 +35,11 @@ pub struct ServerArgs {
     #[arg(long, env = "BEVYGAP_TRANSPORT", default_value = "udp")]
     pub transport: String,
     /// The NATS CA as PEM text (the seed's workaround for short environment variables).
-    #[arg(long = "ca_contents", id = "seed_ca_contents")]
+    #[arg(
+        long = "ca_contents",
+        id = "seed_ca_contents",
+        allow_hyphen_values = true
+    )]
     pub seed_ca_contents: Option<Secret>,
     /// Seats when the fleet does not say.
     #[arg(long, default_value_t = 8)]

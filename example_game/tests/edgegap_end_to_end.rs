@@ -25,6 +25,7 @@ fn config(options: ReplicaOptions) -> DemoConfig {
         token_expire_secs: 15,
         transport: "udp".into(),
         fleet: DemoFleet::EdgegapReplica(options),
+        nats_tls: false,
     }
 }
 
@@ -179,4 +180,48 @@ fn a_storm_of_429_is_absorbed_without_dropping_tickets() {
     wait_for("every injected 429 met and waited out", || {
         rate_limited(Route::Deploy) == 10 && rate_limited(Route::Status) == 10
     });
+}
+
+#[test]
+fn servers_reach_a_tls_nats_with_the_ca_given_as_the_seeds_ca_contents_argument() {
+    // The CA is too long for an Edgegap environment variable: the version's start arguments carry
+    // it (`bevygap_edgegap set-ca-argument`), and the CA file path is not forwarded.
+    let mut config = config(ReplicaOptions::default());
+    config.nats_tls = true;
+    let env = DemoEnv::start(&config).unwrap();
+    let outcomes = run_bots(&env.simplenet_url(), 2, config.play_for, Duration::ZERO);
+    assert_all_played(&outcomes);
+    let replica = env.replica.as_ref().unwrap();
+    for deployment in replica.deployments() {
+        assert!(
+            deployment
+                .env
+                .iter()
+                .all(|(k, _, _)| k != "NATS_CA" && k != "NATS_INSECURE"),
+            "{:?}",
+            deployment.env
+        );
+    }
+    assert!(env.observed(|o| o.leases_added.len()) >= 1);
+}
+
+#[test]
+fn a_server_that_exits_during_start_up_fails_the_ticket_with_edgegaps_error() {
+    // A bad setting makes every game server exit at once; Edgegap reports the deployment in
+    // error, and the player hears why instead of waiting for the ticket's timeout.
+    let mut config = config(ReplicaOptions {
+        ready_after: Some(Duration::from_secs(5)),
+        ..ReplicaOptions::default()
+    });
+    config.transport = "carrier-pigeon".into();
+    let env = DemoEnv::start(&config).unwrap();
+    let started = Instant::now();
+    let (code, text) = session_error(&env).expect("the ticket fails");
+    assert!(code >= 500, "{code}: {text}");
+    assert!(text.contains("Status.ERROR"), "{text}");
+    assert!(text.contains("exited"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failed before ready was due"
+    );
 }

@@ -30,6 +30,7 @@ fn config(token_expire_secs: u32) -> DemoConfig {
         token_expire_secs,
         transport: "udp".into(),
         fleet: DemoFleet::Local,
+        nats_tls: false,
     }
 }
 

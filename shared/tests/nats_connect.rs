@@ -8,33 +8,10 @@ use std::path::Path;
 use bevygap_shared::NatsError;
 use bevygap_shared::nats::{NatsSettings, connect, install_crypto_provider};
 use bevygap_shared::secret::Secret;
-use bevygap_test_support::{NatsServer, NatsServerOptions, TlsFiles, free_tcp_port};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-/// A CA and a server certificate for `127.0.0.1`/`localhost` signed by it, written to `dir`.
-struct TestPki {
-    ca_pem: String,
-    server: TlsFiles,
-}
+use bevygap_test_support::{NatsServer, NatsServerOptions, TestPki, free_tcp_port};
 
 fn make_pki(dir: &Path, name: &str) -> TestPki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &ca)
-            .unwrap();
-    let cert = dir.join(format!("{name}-server.pem"));
-    let key = dir.join(format!("{name}-server-key.pem"));
-    std::fs::write(&cert, server_cert.pem()).unwrap();
-    std::fs::write(&key, server_key.serialize_pem()).unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        server: TlsFiles { cert, key },
-    }
+    bevygap_test_support::make_pki(dir, name).unwrap()
 }
 
 fn tls_settings(server: &NatsServer) -> NatsSettings {

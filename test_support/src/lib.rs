@@ -8,11 +8,13 @@
 
 mod json_rpc;
 mod nats_server;
+mod pki;
 mod ports;
 mod wait;
 
 pub use json_rpc::json_rpc;
 pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
+pub use pki::{TestPki, make_pki};
 pub use ports::free_tcp_port;
 pub use wait::{wait_until, wait_until_async};
 
