@@ -25,6 +25,9 @@ pub struct Launcher {
     pub stop_grace: Duration,
     /// Let servers write to the replica's stdout and stderr (off: their output is discarded).
     pub inherit_output: bool,
+    /// Map ports as Edgegap does: the server binds an internal port and players dial a different
+    /// external one, relayed (UDP ports only). Off: both are the same port.
+    pub port_mapping: bool,
 }
 
 impl Default for Launcher {
@@ -36,6 +39,7 @@ impl Default for Launcher {
             env: Vec::new(),
             stop_grace: Duration::from_secs(5),
             inherit_output: false,
+            port_mapping: true,
         }
     }
 }

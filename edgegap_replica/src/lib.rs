@@ -22,6 +22,7 @@
 
 mod faults;
 mod launcher;
+mod relay;
 mod routes;
 mod state;
 

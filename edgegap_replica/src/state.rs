@@ -101,6 +101,8 @@ pub struct DeploymentView {
     pub user_ips: Vec<String>,
     /// Its tags.
     pub tags: Vec<String>,
+    /// Its ports: name, internal, external.
+    pub ports: Vec<(String, u16, u16)>,
 }
 
 #[derive(Debug)]
@@ -121,6 +123,7 @@ struct Deployment {
     context_token: String,
     context_path: String,
     process: Option<Process>,
+    relays: Vec<crate::relay::Relay>,
 }
 
 impl Deployment {
@@ -379,33 +382,54 @@ impl State {
             .deployments
             .values()
             .filter(|d| !d.stopped)
-            .flat_map(|d| d.ports.values().map(|p| p.external))
+            .flat_map(|d| d.ports.values().flat_map(|p| [p.internal, p.external]))
             .collect();
         let mut ports = BTreeMap::new();
+        let mut relays = Vec::new();
         for (index, (name, port, protocol)) in spec.ports.iter().enumerate() {
-            let external = match &self.launcher {
+            let assignment = match &self.launcher {
                 Some(launcher) => {
                     let mut taken = taken.clone();
-                    taken.extend(ports.values().map(|p: &PortAssignment| p.external));
-                    launcher.free_port(&taken).ok_or_else(|| {
-                        (422, json!({"request_id": request_id, "message": "Couldn't Allocate Server: no free port"}))
-                    })?
+                    taken.extend(
+                        ports
+                            .values()
+                            .flat_map(|p: &PortAssignment| [p.internal, p.external]),
+                    );
+                    let no_port = || {
+                        (
+                            422,
+                            json!({"request_id": request_id, "message": "Couldn't Allocate Server: no free port"}),
+                        )
+                    };
+                    let internal = launcher.free_port(&taken).ok_or_else(no_port)?;
+                    let external = if launcher.port_mapping && protocol.contains("UDP") {
+                        taken.push(internal);
+                        let external = launcher.free_port(&taken).ok_or_else(no_port)?;
+                        let front = std::net::UdpSocket::bind((launcher.public_ip, external))
+                            .map_err(|_| no_port())?;
+                        let relay = crate::relay::start(
+                            front,
+                            SocketAddr::new(launcher.public_ip, internal),
+                        )
+                        .map_err(|_| no_port())?;
+                        relays.push(relay);
+                        external
+                    } else {
+                        internal
+                    };
+                    (internal, external)
                 }
-                None => {
-                    30_000 + u16::try_from(inner.deployments.len() % 1000 * 8 + index).unwrap_or(0)
-                }
-            };
-            let internal = if self.launcher.is_some() {
-                external
-            } else {
-                *port
+                None => (
+                    *port,
+                    30_000 + u16::try_from(inner.deployments.len() % 1000 * 8 + index).unwrap_or(0),
+                ),
             };
             ports.insert(
                 name.clone(),
                 PortAssignment {
                     name: name.clone(),
-                    internal,
-                    external,
+                    internal: assignment.0,
+                    external: assignment.1,
                     protocol: protocol.clone(),
                 },
             );
@@ -428,6 +452,7 @@ impl State {
             context_token: hex::encode(rand::random::<[u8; 16]>()),
             context_path,
             process: None,
+            relays,
         };
         if let Some(launcher) = &self.launcher {
             let mut env_vars = spec.envs.clone();
@@ -526,6 +551,7 @@ impl State {
         if let Some(process) = &d.process {
             process.stop();
         }
+        d.relays.clear();
         inner.sessions.retain(|_, s| s.deployment != request_id);
         info!("replica deployment `{request_id}` stopped");
         if was == READY || was == ERROR {
@@ -807,6 +833,11 @@ impl State {
                 env: d.env.clone(),
                 user_ips: d.user_ips.clone(),
                 tags: d.tags.clone(),
+                ports: d
+                    .ports
+                    .values()
+                    .map(|p| (p.name.clone(), p.internal, p.external))
+                    .collect(),
             })
             .collect()
     }

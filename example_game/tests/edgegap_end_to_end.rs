@@ -73,6 +73,13 @@ fn players_reach_game_servers_started_through_the_edgegap_api() {
             // The server learned its context from Edgegap: the lease names the deployment by its
             // request id, with the FQDN and location from the context API and the external port.
             let lease = &o.leases[&deployment.request_id];
+            let (_, internal, external) = deployment.ports[0];
+            assert_ne!(internal, external, "the replica maps ports as Edgegap does");
+            assert_eq!(
+                lease.public_addr.port(),
+                external,
+                "players dial the external port"
+            );
             assert_eq!(lease.capacity, 2, "from the version's start arguments");
             assert_eq!(
                 lease.fqdn.as_deref(),
@@ -104,6 +111,7 @@ fn seat_sessions_bring_players_to_the_deployment_edgegap_links() {
             .iter()
             .any(|c| c.route == Route::CreateSession && c.status == 200)
     );
+    let _report = Report(replica);
     wait_for("sessions deleted and deployments stopped", || {
         replica.deployments().iter().all(|d| d.stopped)
             && replica
@@ -224,4 +232,16 @@ fn a_server_that_exits_during_start_up_fails_the_ticket_with_edgegaps_error() {
         started.elapsed() < Duration::from_secs(5),
         "failed before ready was due"
     );
+}
+
+/// Prints the replica's calls and deployments if the test fails past this point.
+struct Report<'a>(&'a bevygap_edgegap_replica::ReplicaHandle);
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("replica calls: {:#?}", self.0.calls());
+            eprintln!("replica deployments: {:#?}", self.0.deployments());
+        }
+    }
 }
