@@ -105,6 +105,8 @@ pub struct DemoReport {
     pub servers_stopped: usize,
     /// Distinct clients the servers recorded as connected.
     pub clients_seen_by_servers: usize,
+    /// Edgegap API calls the replica answered, by endpoint (with the replica fleet).
+    pub edgegap_calls: Vec<(String, usize)>,
 }
 
 /// A running demo environment: NATS and the matchmaker, with KV observers.
@@ -487,6 +489,13 @@ pub fn run_demo(config: &DemoConfig, progress: impl Fn(&str)) -> anyhow::Result<
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(replica) = &env.replica {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for call in replica.calls() {
+            *counts.entry(format!("{:?}", call.route)).or_default() += 1;
+        }
+        report.edgegap_calls = counts.into_iter().collect();
     }
     env.observed(|o| {
         report.servers_started = o.leases_added.len();

@@ -17,7 +17,7 @@ use crate::core_plugin::{MatchmakerCorePlugin, PlacementConfig};
 use crate::error::ConfigError;
 use crate::fleet::edgegap::checks::check_app;
 use crate::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
-use crate::fleet::edgegap::fleet::{EdgegapFleet, EdgegapFleetConfig};
+use crate::fleet::edgegap::fleet::{EdgegapFleet, EdgegapFleetConfig, EdgegapMode};
 use crate::fleet::edgegap::removals::RemovalQueue;
 use crate::fleet::edgegap::retry::Backoff;
 use crate::fleet::local::{LocalFleet, LocalFleetConfig};
@@ -158,6 +158,11 @@ async fn open_edgegap(
             warn!("{error}; starting anyway, allocations will retry")
         }
         Err(error) => return Err(FleetError::Rejected(error.to_string()).into()),
+    }
+    if fleet.mode == EdgegapMode::Sessions {
+        info!(
+            "Edgegap seat sessions: deployments take their environment (NATS_*, LIGHTYEAR_PRIVATE_KEY) from the app version; set it there"
+        );
     }
     let kv = ensure_bucket(nats.jetstream(), &BucketSpec::fleet_removals(names)).await?;
     let removals = RemovalQueue::open(client.clone(), kv, REMOVAL_RETRY).await?;

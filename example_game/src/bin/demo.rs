@@ -86,6 +86,14 @@ fn main() -> ExitCode {
             );
             let p50 = percentile(&mut report.connect_latencies, 0.5);
             println!("request -> connected     p50 {p50:.1?}");
+            if !report.edgegap_calls.is_empty() {
+                let calls: Vec<String> = report
+                    .edgegap_calls
+                    .iter()
+                    .map(|(route, n)| format!("{route} {n}"))
+                    .collect();
+                println!("edgegap api calls        {}", calls.join(", "));
+            }
             for reason in &report.failed {
                 println!("failed: {reason}");
             }
