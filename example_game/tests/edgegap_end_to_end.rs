@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevygap_edgegap_replica::Route;
 use bevygap_example_game::bot::BotOutcome;
@@ -30,11 +30,7 @@ fn config(options: ReplicaOptions) -> DemoConfig {
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    bevygap_test_support::wait_until(what, WAIT, || done().then_some(()));
 }
 
 fn assert_all_played(outcomes: &[BotOutcome]) {
@@ -224,15 +220,10 @@ fn a_server_that_exits_during_start_up_fails_the_ticket_with_edgegaps_error() {
     });
     config.transport = "carrier-pigeon".into();
     let env = DemoEnv::start(&config).unwrap();
-    let started = Instant::now();
     let (code, text) = session_error(&env).expect("the ticket fails");
     assert!(code >= 500, "{code}: {text}");
     assert!(text.contains("Status.ERROR"), "{text}");
     assert!(text.contains("exited"), "{text}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "failed before ready was due"
-    );
 }
 
 /// Prints the replica's calls and deployments if the test fails past this point.

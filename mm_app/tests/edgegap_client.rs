@@ -104,9 +104,9 @@ async fn a_v2_deployment_goes_from_deploying_to_ready_and_stops_once() {
     )
     .await;
     assert_eq!(ready.current_status, STATUS_READY);
-    assert_eq!(ready.public_ip.as_deref(), Some("127.0.0.1"));
-    assert!(ready.fqdn.unwrap().starts_with(&id));
-    let port = &ready.ports["gameport"];
+    assert_eq!(ready.endpoint.public_ip.as_deref(), Some("127.0.0.1"));
+    assert!(ready.endpoint.fqdn.unwrap().starts_with(&id));
+    let port = &ready.endpoint.ports["gameport"];
     assert_eq!(port.internal, 6420);
     assert_eq!(port.protocol.as_deref(), Some("UDP"));
 

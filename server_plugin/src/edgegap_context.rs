@@ -8,6 +8,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+pub use bevygap_shared::edgegap::{
+    DeploymentEndpoint, DeploymentLocation as EdgegapLocation, PortMapping,
+};
 use bevygap_shared::names::KeyToken;
 use bevygap_shared::schema::Location;
 use serde::Deserialize;
@@ -25,59 +28,15 @@ pub const CONTEXT_URL: &str = "ARBITRIUM_CONTEXT_URL";
 /// The context API token.
 pub const CONTEXT_TOKEN: &str = "ARBITRIUM_CONTEXT_TOKEN";
 
-/// One port of the mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PortMapping {
-    /// Port inside the container (what the server binds).
-    pub internal: u16,
-    /// Port on the public IP (what clients dial).
-    pub external: u16,
-    /// `UDP`, `TCP/UDP`, ...
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// The port's name in the app version.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// Where Edgegap placed the deployment.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-pub struct EdgegapLocation {
-    /// City.
-    #[serde(default)]
-    pub city: Option<String>,
-    /// Country.
-    #[serde(default)]
-    pub country: Option<String>,
-    /// Continent.
-    #[serde(default)]
-    pub continent: Option<String>,
-    /// Latitude.
-    #[serde(default)]
-    pub latitude: Option<f64>,
-    /// Longitude.
-    #[serde(default)]
-    pub longitude: Option<f64>,
-}
-
 /// What the context API returns (the fields Bevygap uses).
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 pub struct EdgegapContext {
     /// The deployment's request id.
     #[serde(default)]
     pub request_id: Option<String>,
-    /// The public IP.
-    #[serde(default)]
-    pub public_ip: Option<String>,
-    /// The deployment's host name.
-    #[serde(default)]
-    pub fqdn: Option<String>,
-    /// Ports by name.
-    #[serde(default)]
-    pub ports: HashMap<String, PortMapping>,
-    /// Location.
-    #[serde(default)]
-    pub location: Option<EdgegapLocation>,
+    /// Public IP, FQDN, ports and location.
+    #[serde(flatten)]
+    pub endpoint: DeploymentEndpoint,
 }
 
 #[derive(Deserialize)]
@@ -139,10 +98,11 @@ pub fn from_env(
         .map_err(|e| invalid(PORTS_MAPPING, e.to_string()))?;
     let api = EdgegapContext {
         request_id: Some(required(&lookup, REQUEST_ID)?),
-        public_ip: Some(required(&lookup, PUBLIC_IP)?),
-        fqdn: None,
-        ports: mapping.ports,
-        location: None,
+        endpoint: DeploymentEndpoint {
+            public_ip: Some(required(&lookup, PUBLIC_IP)?),
+            ports: mapping.ports,
+            ..DeploymentEndpoint::default()
+        },
     };
     from_api(api, settings)
 }
@@ -155,13 +115,14 @@ pub fn from_api(
     let request_id = api.request_id.ok_or(ContextError::Missing(REQUEST_ID))?;
     let deployment_id = KeyToken::new("deployment id", request_id)
         .map_err(|e| invalid(REQUEST_ID, e.to_string()))?;
-    let public_ip: IpAddr = api
+    let endpoint = api.endpoint;
+    let public_ip: IpAddr = endpoint
         .public_ip
         .ok_or(ContextError::Missing(PUBLIC_IP))?
         .parse()
         .map_err(|e: std::net::AddrParseError| invalid(PUBLIC_IP, e.to_string()))?;
-    let port = pick_port(&api.ports, settings)?;
-    let location = api.location.map(|l| Location {
+    let port = pick_port(&endpoint.ports, settings)?;
+    let location = endpoint.location.map(|l| Location {
         region: l
             .city
             .clone()
@@ -179,7 +140,7 @@ pub fn from_api(
         public_addr: SocketAddr::new(public_ip, port.external),
         bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.internal),
         capacity: settings.capacity,
-        fqdn: api.fqdn,
+        fqdn: endpoint.fqdn,
         location,
     })
 }
@@ -221,8 +182,8 @@ pub async fn resolve(
                 if api.request_id.is_none() {
                     api.request_id = lookup(REQUEST_ID);
                 }
-                if api.public_ip.is_none() {
-                    api.public_ip = lookup(PUBLIC_IP);
+                if api.endpoint.public_ip.is_none() {
+                    api.endpoint.public_ip = lookup(PUBLIC_IP);
                 }
                 return from_api(api, settings);
             }
@@ -269,28 +230,30 @@ mod tests {
     fn a_missing_port_name_is_explained() {
         let api = EdgegapContext {
             request_id: Some("abc".into()),
-            public_ip: Some("203.0.113.9".into()),
-            ports: HashMap::from([
-                (
-                    "a".into(),
-                    PortMapping {
-                        internal: 1,
-                        external: 2,
-                        protocol: None,
-                        name: None,
-                    },
-                ),
-                (
-                    "b".into(),
-                    PortMapping {
-                        internal: 3,
-                        external: 4,
-                        protocol: None,
-                        name: None,
-                    },
-                ),
-            ]),
-            ..Default::default()
+            endpoint: DeploymentEndpoint {
+                public_ip: Some("203.0.113.9".into()),
+                ports: HashMap::from([
+                    (
+                        "a".into(),
+                        PortMapping {
+                            internal: 1,
+                            external: 2,
+                            protocol: None,
+                            name: None,
+                        },
+                    ),
+                    (
+                        "b".into(),
+                        PortMapping {
+                            internal: 3,
+                            external: 4,
+                            protocol: None,
+                            name: None,
+                        },
+                    ),
+                ]),
+                ..Default::default()
+            },
         };
         let err = from_api(api, &settings()).unwrap_err();
         assert!(err.to_string().contains("gameport"), "{err}");

@@ -8,6 +8,7 @@
 //!   JSON with a format version.
 //! - [`protocol`]: the client channel (a `bevy_simplenet` [`ChannelPack`](bevy_simplenet::ChannelPack))
 //!   and the seed-compatible JSON messages of `/matchmaker/ws`.
+//! - [`edgegap`]: the parts of Edgegap's deployment object that servers and the matchmaker read.
 //! - [`nats`]: connecting to NATS from args or env (TLS with a custom CA, user/password or a
 //!   credentials file), bucket creation and a watch that survives reconnects. The only I/O here.
 //!
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod context_env;
+pub mod edgegap;
 pub mod error;
 pub mod names;
 #[cfg(feature = "nats")]

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+pub use bevygap_shared::edgegap::{DeploymentEndpoint, DeploymentLocation, PortMapping};
 use serde::{Deserialize, Serialize};
 
 /// `current_status` of a deployment that is being set up.
@@ -106,41 +107,6 @@ pub struct DeployAccepted {
     pub message: Option<String>,
 }
 
-/// One port of a deployment.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PortMapping {
-    /// The port players dial.
-    pub external: u16,
-    /// The port the game server binds in its container.
-    pub internal: u16,
-    /// `UDP`, `TCP`, `TCP/UDP`, `HTTP`, `HTTPS`, `WS`, `WSS`.
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// The port's name in the app version.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// Where a deployment runs.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-pub struct DeploymentLocation {
-    /// City.
-    #[serde(default)]
-    pub city: Option<String>,
-    /// Country.
-    #[serde(default)]
-    pub country: Option<String>,
-    /// Continent.
-    #[serde(default)]
-    pub continent: Option<String>,
-    /// Latitude.
-    #[serde(default)]
-    pub latitude: Option<f64>,
-    /// Longitude.
-    #[serde(default)]
-    pub longitude: Option<f64>,
-}
-
 /// `GET /v1/status/{request_id}`, also the `deployment` of a session.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DeploymentStatus {
@@ -157,18 +123,9 @@ pub struct DeploymentStatus {
     /// What failed.
     #[serde(default)]
     pub error_detail: Option<String>,
-    /// The public IP players dial.
-    #[serde(default)]
-    pub public_ip: Option<String>,
-    /// The deployment's host name.
-    #[serde(default)]
-    pub fqdn: Option<String>,
-    /// Ports by name.
-    #[serde(default)]
-    pub ports: HashMap<String, PortMapping>,
-    /// Where it runs.
-    #[serde(default)]
-    pub location: Option<DeploymentLocation>,
+    /// Public IP, FQDN, ports and location.
+    #[serde(flatten)]
+    pub endpoint: DeploymentEndpoint,
     /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
