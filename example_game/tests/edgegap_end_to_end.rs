@@ -85,9 +85,21 @@ fn players_reach_game_servers_started_through_the_edgegap_api() {
         }
     });
 
-    // Empty servers are stopped through DELETE /v1/stop.
+    // Empty servers are stopped through DELETE /v1/stop, and the matchmaker's inspection shows
+    // no stop left unconfirmed.
     wait_for("every deployment stopped", || {
         replica.deployments().iter().all(|d| d.stopped)
+    });
+    wait_for("no pending stops", || {
+        let summary = env
+            .block_on(bevygap_test_support::json_rpc(
+                env.inspect_port,
+                "bevygap/summary",
+                serde_json::json!(null),
+            ))
+            .unwrap_or_default();
+        let fleet = &summary["result"]["fleet"];
+        fleet["backend"] == "edgegap" && fleet["pending_stops"] == serde_json::json!([])
     });
 }
 

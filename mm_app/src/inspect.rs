@@ -18,6 +18,7 @@ use bevy_remote::{BrpResult, RemotePlugin};
 use serde_json::{Value, json};
 
 use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
+use crate::fleet_driver::Fleet;
 use crate::reservation::{ReservationState, SeatReservation};
 use crate::ticket::TicketState;
 
@@ -50,9 +51,11 @@ impl Plugin for InspectPlugin {
     }
 }
 
-/// The `bevygap/summary` method: tickets and reservations by state, seats per deployment.
+/// The `bevygap/summary` method: tickets and reservations by state, seats per deployment, and the
+/// fleet backend with the stops it has not yet seen confirmed.
 pub fn summary(
     In(_): In<Option<Value>>,
+    fleet: Option<Res<Fleet>>,
     tickets: Query<&TicketState>,
     reservations: Query<(&SeatReservation, &ReservationState)>,
     deployments: Query<(
@@ -62,7 +65,14 @@ pub fn summary(
         Option<&DeploymentInfo>,
     )>,
 ) -> BrpResult {
-    Ok(summarize(&tickets, &reservations, &deployments))
+    let mut summary = summarize(&tickets, &reservations, &deployments);
+    if let Some(fleet) = fleet {
+        summary["fleet"] = json!({
+            "backend": fleet.0.name(),
+            "pending_stops": fleet.0.pending_stops(),
+        });
+    }
+    Ok(summary)
 }
 
 fn summarize(

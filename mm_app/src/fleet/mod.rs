@@ -72,4 +72,9 @@ pub trait FleetBackend: Send + Sync + 'static {
 
     /// Stops a deployment. Stopping one that is already gone succeeds.
     fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>>;
+
+    /// Removals asked for but not yet confirmed by the provider (for inspection).
+    fn pending_stops(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -330,4 +330,10 @@ impl FleetBackend for EdgegapFleet {
     fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>> {
         self.inner.clone().stop(deployment_id).boxed()
     }
+
+    fn pending_stops(&self) -> Vec<String> {
+        let mut pending = self.inner.removals.pending();
+        pending.sort();
+        pending
+    }
 }
