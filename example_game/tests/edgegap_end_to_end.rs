@@ -249,3 +249,17 @@ impl Drop for Report<'_> {
         }
     }
 }
+
+#[test]
+fn an_edgegap_outage_fails_tickets_clearly_and_the_next_player_is_served_once_it_ends() {
+    let config = config(ReplicaOptions::default());
+    let env = DemoEnv::start(&config).unwrap();
+    let replica = env.replica.as_ref().unwrap();
+    replica.inject(Route::Deploy, 503, 1_000);
+    let (code, text) = session_error(&env).expect("the ticket fails during the outage");
+    assert!(code >= 500, "{code}: {text}");
+    assert!(text.contains("Edgegap failed (503)"), "{text}");
+
+    replica.clear_faults();
+    assert_eq!(session_error(&env), None, "served once Edgegap is back");
+}
