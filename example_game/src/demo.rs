@@ -48,9 +48,49 @@ pub struct DemoConfig {
     pub transport: String,
     /// Where game servers come from.
     pub fleet: DemoFleet,
+    /// Run NATS with Bevygap's role users (`assets/nats-auth.conf`): the matchmaker connects as
+    /// `matchmaker`, game servers as `gameserver`.
+    pub nats_roles: bool,
     /// Serve NATS over TLS with a throwaway CA. Local servers get the CA file; Edgegap servers
     /// get it only as the version's `--ca_contents` start argument, as on Edgegap.
     pub nats_tls: bool,
+}
+
+/// The NATS users and permissions template shipped for operators.
+pub const NATS_AUTH_TEMPLATE: &str = include_str!("../../assets/nats-auth.conf");
+
+/// Random passwords for the role users of [`NATS_AUTH_TEMPLATE`].
+#[derive(Debug, Clone)]
+pub struct NatsRoles {
+    /// The `matchmaker` user's password.
+    pub matchmaker: String,
+    /// The `gameserver` user's password.
+    pub gameserver: String,
+}
+
+impl NatsRoles {
+    /// Fresh random passwords.
+    pub fn generate() -> Self {
+        let password = || hex_key(&std::array::from_fn(|_| rand_byte()));
+        Self {
+            matchmaker: password(),
+            gameserver: password(),
+        }
+    }
+
+    /// The environment nats-server reads the passwords from.
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "BEVYGAP_MATCHMAKER_PASSWORD".to_owned(),
+                self.matchmaker.clone(),
+            ),
+            (
+                "BEVYGAP_GAMESERVER_PASSWORD".to_owned(),
+                self.gameserver.clone(),
+            ),
+        ]
+    }
 }
 
 /// Where the demo's game servers come from.
@@ -148,23 +188,31 @@ impl DemoEnv {
     /// Starts NATS, the matchmaker with the local fleet, and the KV observers.
     pub fn start(config: &DemoConfig) -> anyhow::Result<Self> {
         let pki_dir = tempfile::tempdir()?;
-        let (nats_server, nats, pki) = if config.nats_tls {
+        let mut options = NatsServerOptions::default();
+        let pki = if config.nats_tls {
             let pki = make_pki(pki_dir.path(), "demo")?;
-            let server = NatsServer::start_with(NatsServerOptions {
-                tls: Some(pki.server.clone()),
-                ..NatsServerOptions::default()
-            })?;
+            options.tls = Some(pki.server.clone());
+            Some(pki)
+        } else {
+            None
+        };
+        let roles = config.nats_roles.then(NatsRoles::generate);
+        if let Some(roles) = &roles {
+            options.extra_config = Some(NATS_AUTH_TEMPLATE.replace("APP_NAME", GAME));
+            options.env = roles.server_env();
+        }
+        let nats_server = NatsServer::start_with(options)?;
+        let mut nats = NatsSettings::insecure(nats_server.address());
+        if let Some(pki) = &pki {
             let ca_file = pki_dir.path().join("ca.pem");
             std::fs::write(&ca_file, &pki.ca_pem)?;
-            let mut settings = NatsSettings::insecure(server.address());
-            settings.insecure = false;
-            settings.ca = Some(ca_file);
-            (server, settings, Some(pki))
-        } else {
-            let server = NatsServer::start()?;
-            let settings = NatsSettings::insecure(server.address());
-            (server, settings, None)
-        };
+            nats.insecure = false;
+            nats.ca = Some(ca_file);
+        }
+        if let Some(roles) = &roles {
+            nats.user = Some("matchmaker".into());
+            nats.password = Some(Secret::new(roles.matchmaker.clone()));
+        }
         let key: [u8; 32] = std::array::from_fn(|_| rand_byte());
         let inspect_port = free_tcp_port()?;
         // Each environment in this process gets its own ten ports.
@@ -172,7 +220,7 @@ impl DemoEnv {
         let range = u32::from(NEXT_RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100);
         let first_port =
             u16::try_from(20_000 + (std::process::id() % 12) * 1000 + range * 10).unwrap_or(20_000);
-        let env = vec![
+        let mut env = vec![
             ("NATS_HOST".to_owned(), nats_server.address()),
             match &nats.ca {
                 Some(ca) => ("NATS_CA".to_owned(), ca.display().to_string()),
@@ -185,11 +233,15 @@ impl DemoEnv {
                 config.token_expire_secs.to_string(),
             ),
             ("BEVYGAP_TRANSPORT".to_owned(), config.transport.clone()),
-            (
-                "RUST_LOG".to_owned(),
-                "warn,bevygap_server_plugin=info".to_owned(),
-            ),
         ];
+        if let Some(roles) = &roles {
+            env.push(("NATS_USER".to_owned(), "gameserver".to_owned()));
+            env.push(("NATS_PASSWORD".to_owned(), roles.gameserver.clone()));
+        }
+        env.push((
+            "RUST_LOG".to_owned(),
+            "warn,bevygap_server_plugin=info".to_owned(),
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

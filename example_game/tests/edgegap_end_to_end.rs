@@ -25,6 +25,7 @@ fn config(options: ReplicaOptions) -> DemoConfig {
         token_expire_secs: 15,
         transport: "udp".into(),
         fleet: DemoFleet::EdgegapReplica(options),
+        nats_roles: false,
         nats_tls: false,
     }
 }
@@ -200,11 +201,12 @@ fn a_storm_of_429_is_absorbed_without_dropping_tickets() {
 }
 
 #[test]
-fn servers_reach_a_tls_nats_with_the_ca_given_as_the_seeds_ca_contents_argument() {
+fn servers_reach_a_tls_nats_as_their_role_with_the_ca_given_as_the_seeds_ca_contents_argument() {
     // The CA is too long for an Edgegap environment variable: the version's start arguments carry
     // it (`bevygap_edgegap set-ca-argument`), and the CA file path is not forwarded.
     let mut config = config(ReplicaOptions::default());
     config.nats_tls = true;
+    config.nats_roles = true;
     let env = DemoEnv::start(&config).unwrap();
     let outcomes = run_bots(&env.simplenet_url(), 2, config.play_for, Duration::ZERO);
     assert_all_played(&outcomes);
@@ -220,6 +222,11 @@ fn servers_reach_a_tls_nats_with_the_ca_given_as_the_seeds_ca_contents_argument(
         );
     }
     assert!(env.observed(|o| o.leases_added.len()) >= 1);
+    let log = env.nats_server.log();
+    assert!(
+        !log.contains("Violation"),
+        "a role was refused something:\n{log}"
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ fn config(token_expire_secs: u32) -> DemoConfig {
         token_expire_secs,
         transport: "udp".into(),
         fleet: DemoFleet::Local,
+        nats_roles: false,
         nats_tls: false,
     }
 }
@@ -244,4 +245,29 @@ fn the_client_plugin_also_speaks_the_seed_json_endpoint() {
         Duration::from_secs(30),
     );
     assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcome:?}");
+}
+
+#[test]
+fn role_users_of_the_shipped_nats_template_are_enough_for_the_whole_flow() {
+    // The matchmaker connects as `matchmaker` and game servers as `gameserver`, each limited to
+    // its role by assets/nats-auth.conf.
+    let mut config = config(15);
+    config.nats_roles = true;
+    config.bots = 2;
+    let env = DemoEnv::start(&config).unwrap();
+    let outcomes = run_bots(&env.simplenet_url(), 2, config.play_for, Duration::ZERO);
+    for outcome in &outcomes {
+        assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcomes:?}");
+    }
+    wait_for("servers recorded both players", || {
+        env.observed(|o| o.connections_seen.len()) == 2
+    });
+    wait_for("the empty server stopped and its lease removed", || {
+        env.observed(|o| !o.leases_removed.is_empty())
+    });
+    let log = env.nats_server.log();
+    assert!(
+        !log.contains("Violation"),
+        "a role was refused something:\n{log}"
+    );
 }

@@ -114,6 +114,17 @@ pub struct Cli {
     #[arg(long, env = "BEVYGAP_LOCAL_MAX_SERVERS", default_value_t = 8)]
     pub local_max_servers: usize,
 
+    /// NATS address game servers dial, when it differs from the matchmaker's (`--nats-host`).
+    #[arg(long, env = "BEVYGAP_GAMESERVER_NATS_HOST")]
+    pub gameserver_nats_host: Option<String>,
+    /// NATS user game servers connect as (the `gameserver` role of assets/nats-auth.conf);
+    /// without it they inherit the matchmaker's credentials.
+    #[arg(long, env = "BEVYGAP_GAMESERVER_NATS_USER")]
+    pub gameserver_nats_user: Option<String>,
+    /// Password of --gameserver-nats-user.
+    #[arg(long, env = "BEVYGAP_GAMESERVER_NATS_PASSWORD", hide_env_values = true)]
+    pub gameserver_nats_password: Option<Secret>,
+
     /// Edgegap settings (`--fleet edgegap`).
     #[command(flatten)]
     pub edgegap: EdgegapFleetArgs,
@@ -212,6 +223,12 @@ impl Cli {
             ));
         }
         self.nats.validate()?;
+        if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
+            return Err(invalid(
+                "gameserver-nats-password",
+                "set --gameserver-nats-user too",
+            ));
+        }
         let fleet = match self.fleet {
             FleetKind::Static => FleetChoice::Static,
             FleetKind::Edgegap => FleetChoice::Edgegap {
@@ -286,11 +303,28 @@ impl Cli {
     }
 }
 
-/// What local game servers inherit: NATS settings and the token key (never logged).
+/// What game servers inherit: NATS settings (their own role's, when given) and the token key
+/// (never logged).
 fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
     let nats = &cli.nats;
+    let (user, password) = match &cli.gameserver_nats_user {
+        Some(user) => (
+            Some(user.clone()),
+            cli.gameserver_nats_password
+                .as_ref()
+                .map(|p| p.expose().to_owned()),
+        ),
+        None => (
+            nats.user.clone(),
+            nats.password.as_ref().map(|p| p.expose().to_owned()),
+        ),
+    };
+    let host = cli
+        .gameserver_nats_host
+        .clone()
+        .unwrap_or_else(|| nats.host.clone());
     let mut env = vec![
-        ("NATS_HOST".to_owned(), nats.host.clone()),
+        ("NATS_HOST".to_owned(), host),
         (
             "LIGHTYEAR_PROTOCOL_ID".to_owned(),
             cli.lightyear_protocol_id.to_string(),
@@ -301,11 +335,8 @@ fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
         ),
     ];
     let optional = [
-        ("NATS_USER", nats.user.clone()),
-        (
-            "NATS_PASSWORD",
-            nats.password.as_ref().map(|p| p.expose().to_owned()),
-        ),
+        ("NATS_USER", user),
+        ("NATS_PASSWORD", password),
         ("NATS_CA", nats.ca.as_ref().map(|p| p.display().to_string())),
         (
             "NATS_CA_CONTENTS",
@@ -324,4 +355,54 @@ fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
             .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))),
     );
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(extra: &[&str]) -> Cli {
+        let mut args = vec![
+            "bevygap_matchmaker",
+            "--app-name",
+            "g",
+            "--app-version",
+            "1",
+            "--lightyear-protocol-id",
+            "1",
+            "--nats-host",
+            "10.0.0.5:4222",
+            "--nats-user",
+            "matchmaker",
+            "--nats-password",
+            "mm-secret",
+        ];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn game_servers_get_their_own_role_and_address_when_given() {
+        let key = PrivateKey::from_bytes([7; 32]);
+        let own = cli(&[
+            "--gameserver-nats-host",
+            "nats.example.com:4222",
+            "--gameserver-nats-user",
+            "gameserver",
+            "--gameserver-nats-password",
+            "gs-secret",
+        ]);
+        let env = child_env(&own, &key);
+        assert_eq!(get(&env, "NATS_HOST"), Some("nats.example.com:4222"));
+        assert_eq!(get(&env, "NATS_USER"), Some("gameserver"));
+        assert_eq!(get(&env, "NATS_PASSWORD"), Some("gs-secret"));
+
+        let inherited = child_env(&cli(&[]), &key);
+        assert_eq!(get(&inherited, "NATS_HOST"), Some("10.0.0.5:4222"));
+        assert_eq!(get(&inherited, "NATS_USER"), Some("matchmaker"));
+    }
 }

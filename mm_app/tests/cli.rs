@@ -165,3 +165,28 @@ async fn a_wrong_edgegap_app_stops_the_start_with_what_to_fix() {
     assert!(text.contains("--app-name"), "{text}");
     assert!(!text.contains("cli-test-key"), "the key is never printed");
 }
+
+#[test]
+fn the_env_templates_name_only_real_settings() {
+    let out = matchmaker().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for text in [
+        include_str!("../../assets/matchmaker.env.example"),
+        include_str!("../../assets/edgegap.env.example"),
+    ] {
+        let names: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        assert!(names.len() >= 5);
+        for name in names {
+            assert!(
+                (help.contains(&format!("env: {name}="))
+                    || help.contains(&format!("env: {name}]"))),
+                "{name} is not a setting"
+            );
+        }
+    }
+}

@@ -29,6 +29,10 @@ pub struct NatsServerOptions {
     pub user_password: Option<(String, String)>,
     /// Serve TLS with these files.
     pub tls: Option<TlsFiles>,
+    /// More configuration text (e.g. an `authorization` block with users and permissions).
+    pub extra_config: Option<String>,
+    /// Environment of the server process (values the configuration refers to as `$NAME`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `nats-server` process with its own port and JetStream store directory.
@@ -108,6 +112,11 @@ impl NatsServer {
         self.spawn()
     }
 
+    /// What the server has logged so far (permission violations, errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("nats.conf")
     }
@@ -133,6 +142,10 @@ impl NatsServer {
                 quote(&tls.key)
             ));
         }
+        if let Some(extra) = &self.options.extra_config {
+            config.push_str(extra);
+            config.push('\n');
+        }
         std::fs::write(self.config_path(), config)?;
         Ok(())
     }
@@ -142,6 +155,7 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(self.config_path())
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

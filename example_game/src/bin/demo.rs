@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         } else {
             DemoFleet::Local
         },
+        nats_roles: false,
         nats_tls: false,
     };
     match run_demo(&config, |line| println!("[demo] {line}")) {

@@ -362,6 +362,7 @@ fn cold_fleet(
         token_expire_secs: 2,
         transport: "udp".into(),
         fleet: bevygap_example_game::demo::DemoFleet::Local,
+        nats_roles: false,
         nats_tls: false,
     };
     let env = bevygap_example_game::demo::DemoEnv::start(&config)?;
