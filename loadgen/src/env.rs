@@ -62,7 +62,7 @@ impl WarmFleet {
                     messages_per_second: 1_000_000,
                     ..Limits::default()
                 },
-                trusted_proxies: Vec::new(),
+                ..IntakeConfig::default()
             },
             inspect: Some(InspectConfig {
                 address: [127, 0, 0, 1].into(),

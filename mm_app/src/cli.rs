@@ -72,6 +72,9 @@ pub struct Cli {
     /// Messages per second a client connection may send.
     #[arg(long, env = "BEVYGAP_MAX_MESSAGES_PER_SECOND", default_value_t = 10)]
     pub max_messages_per_second: u32,
+    /// Serve the public status page at `/status` (and `/status.json`) on the client listener.
+    #[arg(long, env = "BEVYGAP_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub status_page: bool,
     /// Seconds a client may take to send its request after connecting.
     #[arg(long, env = "BEVYGAP_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
@@ -290,6 +293,7 @@ impl Cli {
                     request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
                 },
                 trusted_proxies: self.trusted_proxy.clone(),
+                status_page: self.status_page,
             },
             inspect: (self.remote_port != 0).then_some(InspectConfig {
                 address: self.remote_address,

@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy_remote::http::RemoteHttpPlugin;
 use bevy_remote::{BrpResult, RemotePlugin};
@@ -51,74 +52,77 @@ impl Plugin for InspectPlugin {
     }
 }
 
-/// The `bevygap/summary` method: tickets and reservations by state, seats per deployment, and the
-/// fleet backend with the stops it has not yet seen confirmed.
-pub fn summary(
-    In(_): In<Option<Value>>,
-    fleet: Option<Res<Fleet>>,
-    tickets: Query<&TicketState>,
-    reservations: Query<(&SeatReservation, &ReservationState)>,
-    deployments: Query<(
-        &DeploymentId,
-        &DeploymentState,
-        &Seats,
-        Option<&DeploymentInfo>,
-    )>,
-) -> BrpResult {
-    let mut summary = summarize(&tickets, &reservations, &deployments);
-    if let Some(fleet) = fleet {
-        summary["fleet"] = json!({
-            "backend": fleet.0.name(),
-            "pending_stops": fleet.0.pending_stops(),
-        });
-    }
-    Ok(summary)
+/// What the summary reads: tickets, reservations, deployments and the fleet backend.
+#[derive(SystemParam)]
+pub struct SummaryParams<'w, 's> {
+    tickets: Query<'w, 's, &'static TicketState>,
+    reservations: Query<'w, 's, (&'static SeatReservation, &'static ReservationState)>,
+    deployments: Query<
+        'w,
+        's,
+        (
+            &'static DeploymentId,
+            &'static DeploymentState,
+            &'static Seats,
+            Option<&'static DeploymentInfo>,
+        ),
+    >,
+    fleet: Option<Res<'w, Fleet>>,
 }
 
-fn summarize(
-    tickets: &Query<&TicketState>,
-    reservations: &Query<(&SeatReservation, &ReservationState)>,
-    deployments: &Query<(
-        &DeploymentId,
-        &DeploymentState,
-        &Seats,
-        Option<&DeploymentInfo>,
-    )>,
-) -> Value {
-    let (mut queued, mut allocating, mut placed) = (0, 0, 0);
-    for state in tickets {
-        match state {
-            TicketState::Queued => queued += 1,
-            TicketState::Allocating => allocating += 1,
-            TicketState::Placed { .. } => placed += 1,
+impl SummaryParams<'_, '_> {
+    /// Tickets and reservations by state, seats per deployment, and the fleet backend with the
+    /// stops it has not yet seen confirmed.
+    pub fn summary(&self) -> Value {
+        let (mut queued, mut allocating, mut placed) = (0, 0, 0);
+        for state in &self.tickets {
+            match state {
+                TicketState::Queued => queued += 1,
+                TicketState::Allocating => allocating += 1,
+                TicketState::Placed { .. } => placed += 1,
+            }
         }
-    }
-    let (mut storing, mut issued) = (0, 0);
-    for (_, state) in reservations {
-        match state {
-            ReservationState::Storing { .. } => storing += 1,
-            ReservationState::Issued => issued += 1,
+        let (mut storing, mut issued) = (0, 0);
+        for (_, state) in &self.reservations {
+            match state {
+                ReservationState::Storing { .. } => storing += 1,
+                ReservationState::Issued => issued += 1,
+            }
         }
-    }
-    let list: Vec<Value> = deployments
-        .iter()
-        .map(|(id, state, seats, info)| {
-            let reported = info.map_or(0, |i| i.reported_players);
-            json!({
-                "id": id.0,
-                "state": format!("{state:?}").split_whitespace().next().unwrap_or_default(),
-                "game": info.map(|i| format!("{} {}", i.game.game, i.game.version)),
-                "address": info.map(|i| i.public_addr.to_string()),
-                "capacity": seats.capacity,
-                "connected": seats.connected.len(),
-                "reserved": seats.reserved.len(),
-                "free": seats.free(reported),
+        let list: Vec<Value> = self
+            .deployments
+            .iter()
+            .map(|(id, state, seats, info)| {
+                let reported = info.map_or(0, |i| i.reported_players);
+                json!({
+                    "id": id.0,
+                    "state": format!("{state:?}").split_whitespace().next().unwrap_or_default(),
+                    "game": info.map(|i| format!("{} {}", i.game.game, i.game.version)),
+                    "address": info.map(|i| i.public_addr.to_string()),
+                    "region": info.and_then(|i| i.region.clone()),
+                    "capacity": seats.capacity,
+                    "connected": seats.connected.len(),
+                    "reserved": seats.reserved.len(),
+                    "free": seats.free(reported),
+                })
             })
-        })
-        .collect();
-    json!({
-        "tickets": { "queued": queued, "allocating": allocating, "placed": placed },
-        "reservations": { "storing": storing, "issued": issued },
-        "deployments": list,
-    })
+            .collect();
+        let mut summary = json!({
+            "tickets": { "queued": queued, "allocating": allocating, "placed": placed },
+            "reservations": { "storing": storing, "issued": issued },
+            "deployments": list,
+        });
+        if let Some(fleet) = &self.fleet {
+            summary["fleet"] = json!({
+                "backend": fleet.0.name(),
+                "pending_stops": fleet.0.pending_stops(),
+            });
+        }
+        summary
+    }
+}
+
+/// The `bevygap/summary` method (see [`SummaryParams::summary`]).
+pub fn summary(In(_): In<Option<Value>>, params: SummaryParams) -> BrpResult {
+    Ok(params.summary())
 }

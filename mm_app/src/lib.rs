@@ -31,6 +31,7 @@ pub mod kv_bridge;
 pub mod messages;
 pub mod reservation;
 pub mod runtime;
+pub mod status_page;
 pub mod systems;
 pub mod ticket;
 pub mod tokens;

@@ -21,6 +21,7 @@ use crate::core_plugin::{CoreSystems, Placement};
 use crate::error::ConfigError;
 use crate::messages::{TicketCancelled, TicketRequested};
 use crate::runtime::AsyncRuntime;
+use crate::status_page::{self, PublishedStatus, StatusPagePlugin};
 use limits::{ConnectionLimiter, Limits};
 use seed_ws::{SeedEndpoint, seed_ws_handler};
 use simplenet::{SimplenetClients, SimplenetServer, SimplenetUpdates};
@@ -34,6 +35,8 @@ pub struct IntakeConfig {
     pub limits: Limits,
     /// Proxies whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Serve the public status page (`/status`, `/status.json`).
+    pub status_page: bool,
 }
 
 impl Default for IntakeConfig {
@@ -42,6 +45,7 @@ impl Default for IntakeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
+            status_page: true,
         }
     }
 }
@@ -82,9 +86,15 @@ impl Intake {
             trusted_proxies: Arc::new(self.config.trusted_proxies.clone()),
             ticket_timeout,
         };
-        let router = axum::Router::new()
+        let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))
             .with_state(endpoint);
+        if self.config.status_page {
+            app.add_plugins(StatusPagePlugin);
+            router = router.merge(status_page::router(
+                app.world().resource::<PublishedStatus>(),
+            ));
+        }
 
         // Simplenet panics if it cannot bind: find out first, with a clear error.
         let probe =

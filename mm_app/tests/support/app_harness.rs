@@ -49,7 +49,7 @@ pub fn app_config(
         intake: IntakeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits,
-            trusted_proxies: Vec::new(),
+            ..IntakeConfig::default()
         },
         inspect: Some(InspectConfig {
             address: [127, 0, 0, 1].into(),
