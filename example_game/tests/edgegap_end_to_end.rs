@@ -4,34 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
+mod support;
+
 use std::time::Duration;
 
 use bevygap_edgegap_replica::Route;
 use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, ReplicaOptions, run_bots};
-use bevygap_example_game::{GAME, VERSION};
-use bevygap_shared::protocol::seed_json::SeedResponse;
-use futures::{SinkExt, StreamExt};
-
-const WAIT: Duration = Duration::from_secs(40);
+use support::{demo_config, request_session, wait_for};
 
 fn config(options: ReplicaOptions) -> DemoConfig {
-    DemoConfig {
-        server_binary: env!("CARGO_BIN_EXE_example_server").into(),
-        bots: 3,
-        seats_per_server: 2,
-        play_for: Duration::from_secs(1),
-        empty_server_ttl: Duration::from_secs(2),
-        token_expire_secs: 15,
-        transport: "udp".into(),
-        fleet: DemoFleet::EdgegapReplica(options),
-        nats_roles: false,
-        nats_tls: false,
-    }
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    bevygap_test_support::wait_until(what, WAIT, || done().then_some(()));
+    demo_config(DemoFleet::EdgegapReplica(options))
 }
 
 fn assert_all_played(outcomes: &[BotOutcome]) {
@@ -131,30 +114,9 @@ fn seat_sessions_bring_players_to_the_deployment_edgegap_links() {
     });
 }
 
-/// Asks for a session over the seed JSON endpoint; the error the matchmaker answers, if any.
+/// The error the matchmaker answers a session request with, if any.
 fn session_error(env: &DemoEnv) -> Option<(u16, String)> {
-    env.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(env.seed_url())
-            .await
-            .unwrap();
-        let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            request.into(),
-        ))
-        .await
-        .unwrap();
-        loop {
-            let message = tokio::time::timeout(WAIT, ws.next()).await.unwrap()?.ok()?;
-            let Ok(text) = message.to_text() else {
-                continue;
-            };
-            match SeedResponse::parse(text) {
-                Ok(SeedResponse::SessionReady { .. }) => return None,
-                Ok(SeedResponse::Error(code, text)) => return Some((code, text)),
-                _ => {}
-            }
-        }
-    })
+    request_session(env).err()
 }
 
 #[test]

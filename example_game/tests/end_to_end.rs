@@ -3,81 +3,31 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bevy::prelude::*;
 use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, run_bots};
-use bevygap_example_game::{GAME, PROTOCOL_ID, TICK, VERSION};
-use bevygap_shared::protocol::seed_json::SeedResponse;
+use bevygap_example_game::{PROTOCOL_ID, TICK};
 use bevygap_shared::schema::Transport;
 use bevygap_shared::token_data::TokenUserData;
-use futures::{SinkExt, StreamExt};
 use lightyear::netcode::ConnectToken;
 use lightyear::prelude::client::*;
 use lightyear::prelude::*;
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::{WAIT, demo_config, request_session, wait_for};
 
 fn config(token_expire_secs: u32) -> DemoConfig {
     DemoConfig {
-        server_binary: env!("CARGO_BIN_EXE_example_server").into(),
-        bots: 3,
-        seats_per_server: 2,
-        play_for: Duration::from_secs(1),
-        empty_server_ttl: Duration::from_secs(2),
         token_expire_secs,
-        transport: "udp".into(),
-        fleet: DemoFleet::Local,
-        nats_roles: false,
-        nats_tls: false,
+        ..demo_config(DemoFleet::Local)
     }
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Asks the matchmaker for a session over the seed JSON endpoint.
+/// A session over the seed JSON endpoint; the test fails if the matchmaker answers an error.
 fn session(env: &DemoEnv) -> (Vec<u8>, std::net::SocketAddr) {
-    env.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(env.seed_url())
-            .await
-            .unwrap();
-        let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            request.into(),
-        ))
-        .await
-        .unwrap();
-        loop {
-            let message = tokio::time::timeout(WAIT, ws.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            let Ok(text) = message.to_text() else {
-                continue;
-            };
-            match SeedResponse::parse(text) {
-                Ok(SeedResponse::SessionReady {
-                    token, ip, port, ..
-                }) => {
-                    let token = base64::engine::general_purpose::STANDARD
-                        .decode(token)
-                        .unwrap();
-                    return (token, format!("{ip}:{port}").parse().unwrap());
-                }
-                Ok(SeedResponse::Error(code, text)) => panic!("matchmaker error {code}: {text}"),
-                _ => {}
-            }
-        }
-    })
+    request_session(env).unwrap_or_else(|(code, text)| panic!("matchmaker error {code}: {text}"))
 }
 
 /// Connects a raw lightyear client with `token`; Ok once connected (then disconnects), Err with the
