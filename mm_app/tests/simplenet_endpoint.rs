@@ -1,5 +1,5 @@
-//! The bevy_simplenet endpoint `/ws` used by the client plugin: statuses, the session, cancel on
-//! disconnect, one request at a time.
+//! The bevy_simplenet endpoint `/ws` used by the client plugin: the session, statuses while a
+//! ticket waits, cancel on disconnect, one request at a time.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -68,7 +68,7 @@ async fn next_matching<T>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_simplenet_client_gets_statuses_and_a_session() {
+async fn a_simplenet_client_gets_a_session_on_a_running_server() {
     let h = AppHarness::start().await;
     h.put_lease(&lease("dep-a", 4, 6420)).await;
     let mut c = client(&h.mm().simplenet_url(), GameRef::new(GAME, VERSION));
@@ -94,12 +94,9 @@ async fn a_simplenet_client_gets_statuses_and_a_session() {
         }
     }
     c.request(MatchRequest::default());
-    let mut saw_status = false;
+    // Statuses are held back briefly and dropped when the answer comes first (see the
+    // allocating status in the next test for one that is sent).
     let result = next_matching(&mut c, "a result", |e| match e {
-        ClientEvent::Msg(ServerMsg::Status(_)) => {
-            saw_status = true;
-            None
-        }
         ClientEvent::Response(result, _) => Some(result),
         _ => None,
     })
@@ -109,7 +106,6 @@ async fn a_simplenet_client_gets_statuses_and_a_session() {
     };
     assert_eq!(session.port, 6420);
     assert_eq!(session.connect_token.len(), 2048);
-    assert!(saw_status);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +140,7 @@ async fn disconnecting_cancels_the_pending_ticket() {
     })
     .await;
     c.request(MatchRequest::default());
+    // Waiting for a server: the status goes out once the grace period passes.
     next_matching(&mut c, "the allocating status", |e| match e {
         ClientEvent::Msg(ServerMsg::Status(s)) if s.stage == MatchStage::Allocating => Some(()),
         ClientEvent::Response(r, _) => panic!("unexpected result {r:?}"),

@@ -3,13 +3,21 @@
 //! Simplenet's server is polled from the schedule: [`receive_simplenet`] turns its events into
 //! tickets and cancellations; [`send_simplenet_updates`] pushes status messages and answers
 //! requests. A client may have one request pending; disconnecting cancels it.
+//!
+//! Progress statuses wait [`STATUS_GRACE`] before they are sent, and are dropped when the answer
+//! comes first: a seat on a running server is answered with the token alone. Besides sparing the
+//! client a flicker of "Looking… / Seat reserved", this keeps the answer from queueing behind an
+//! unacknowledged status on the long-lived websocket (Nagle's algorithm meets the client's
+//! delayed ACK: about 40 ms per request otherwise).
+
+use std::time::Duration;
 
 use std::collections::HashMap;
 
 use bevy::prelude::*;
 use bevy_simplenet::{RequestToken, Server, ServerEvent, ServerReport};
 use bevygap_shared::protocol::channel::{
-    ClientHello, ClientMsg, MatchError, MatchResult, MatchmakerChannel, ServerMsg,
+    ClientHello, ClientMsg, MatchError, MatchResult, MatchStatus, MatchmakerChannel, ServerMsg,
 };
 use bevygap_shared::protocol::{ErrorCode, GameRef};
 use tokio::sync::mpsc;
@@ -27,7 +35,12 @@ pub struct SimplenetClients {
     games: HashMap<u128, GameRef>,
     pending: HashMap<TicketId, (u128, RequestToken)>,
     by_client: HashMap<u128, TicketId>,
+    /// The latest status of each ticket not yet sent, and since when statuses are held.
+    held: HashMap<TicketId, (Duration, MatchStatus)>,
 }
+
+/// How long a status is held back in case the answer follows.
+pub const STATUS_GRACE: Duration = Duration::from_millis(50);
 
 /// Updates for simplenet tickets, from the core.
 #[derive(Resource)]
@@ -65,6 +78,7 @@ pub fn receive_simplenet(
                 clients.games.remove(&client);
                 if let Some(ticket_id) = clients.by_client.remove(&client) {
                     clients.pending.remove(&ticket_id);
+                    clients.held.remove(&ticket_id);
                     cancels.write(TicketCancelled { ticket_id });
                 }
             }
@@ -113,20 +127,28 @@ pub fn receive_simplenet(
     }
 }
 
-/// Sends statuses and results of simplenet tickets to their clients.
+/// Sends statuses (after [`STATUS_GRACE`]) and results of simplenet tickets to their clients.
 pub fn send_simplenet_updates(
     server: Res<SimplenetServer>,
     mut clients: ResMut<SimplenetClients>,
     mut updates: ResMut<SimplenetUpdates>,
+    time: Res<Time<Real>>,
 ) {
+    let now = time.elapsed();
+    let clients = &mut *clients;
     while let Ok((ticket_id, update)) = updates.rx.try_recv() {
         match update {
             TicketUpdate::Status(status) => {
-                if let Some((client, _)) = clients.pending.get(&ticket_id) {
-                    server.0.send(*client, ServerMsg::Status(status));
+                if clients.pending.contains_key(&ticket_id) {
+                    clients
+                        .held
+                        .entry(ticket_id)
+                        .and_modify(|(_, held)| *held = status.clone())
+                        .or_insert((now, status));
                 }
             }
             TicketUpdate::Result(result) => {
+                clients.held.remove(&ticket_id);
                 if let Some((client, token)) = clients.pending.remove(&ticket_id) {
                     clients.by_client.remove(&client);
                     server.0.respond(token, result);
@@ -134,4 +156,14 @@ pub fn send_simplenet_updates(
             }
         }
     }
+    let pending = &clients.pending;
+    clients.held.retain(|ticket_id, (since, status)| {
+        if now.saturating_sub(*since) < STATUS_GRACE {
+            return true;
+        }
+        if let Some((client, _)) = pending.get(ticket_id) {
+            server.0.send(*client, ServerMsg::Status(status.clone()));
+        }
+        false
+    });
 }
