@@ -135,6 +135,18 @@ impl ConnectionRequestHandler for ReservationGate {
 
 impl Plugin for BevygapServerPlugin {
     fn build(&self, app: &mut App) {
+        // lightyear panics when its socket cannot bind: find out first, say why, and exit with an
+        // error so the fleet sees a failed start rather than a crash.
+        if let Err(error) = std::net::UdpSocket::bind(self.config.context.bind_addr) {
+            error!(
+                "bevygap: cannot listen on {}: {error}; another process holds the port or the address is not this machine's. Stop it or give this server another port; exiting",
+                self.config.context.bind_addr
+            );
+            app.add_systems(Startup, |mut exit: MessageWriter<AppExit>| {
+                exit.write(AppExit::error());
+            });
+            return;
+        }
         if !app.world().contains_resource::<TokioTasksRuntime>() {
             app.add_plugins(TokioTasksPlugin::default());
         }
