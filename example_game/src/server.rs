@@ -47,6 +47,9 @@ pub struct ServerArgs {
     /// Reservation TTL in seconds (the matchmaker's token expiry).
     #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
     pub token_expire_secs: u64,
+    /// Seconds a peer may send packets without finishing the handshake before its link is dropped.
+    #[arg(long, env = "BEVYGAP_UNCONNECTED_LINK_TTL_SECS", default_value_t = 30)]
+    pub unconnected_link_ttl_secs: u64,
     /// On Edgegap: the name of the game port in the app version.
     #[arg(long, env = "BEVYGAP_EDGEGAP_PORT_NAME", default_value = "gameport")]
     pub edgegap_port_name: String,
@@ -94,19 +97,32 @@ impl ServerArgs {
             private_key: *key.expose(),
             heartbeat: Duration::from_secs(2),
             reservation_ttl: Duration::from_secs(self.token_expire_secs),
+            unconnected_link_ttl: Duration::from_secs(self.unconnected_link_ttl_secs.max(1)),
         })
     }
 }
 
 /// Builds the headless server app.
 pub fn server_app(config: BevygapServerConfig) -> App {
+    assemble(config, true)
+}
+
+/// [`server_app`] without its log subscriber (for tests that run servers in-process).
+pub fn server_app_without_log(config: BevygapServerConfig) -> App {
+    assemble(config, false)
+}
+
+fn assemble(config: BevygapServerConfig, log: bool) -> App {
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(TICK)))
-        .add_plugins(LogPlugin::default())
-        .add_plugins(ServerPlugins {
-            tick_duration: TICK,
-        })
-        .add_plugins(BevygapServerPlugin { config });
+    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(TICK)));
+    if log {
+        // Before the Bevygap plugin, whose start-up errors should reach the log.
+        app.add_plugins(LogPlugin::default());
+    }
+    app.add_plugins(ServerPlugins {
+        tick_duration: TICK,
+    })
+    .add_plugins(BevygapServerPlugin { config });
     app
 }
 

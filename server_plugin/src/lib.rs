@@ -7,6 +7,7 @@
 //! - [`cert`]: a short-lived self-signed WebTransport certificate and its digest;
 //! - [`admission`]: admitting a client id only with a live, unused reservation for this server;
 //! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys;
+//! - [`link_sweep`]: dropping links of peers that never finish the handshake;
 //! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server.
 
 pub mod admission;
@@ -14,6 +15,7 @@ pub mod cert;
 pub mod context;
 pub mod edgegap_context;
 pub mod kv_tasks;
+pub mod link_sweep;
 pub mod plugin;
 
 pub use plugin::{

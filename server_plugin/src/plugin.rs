@@ -24,6 +24,7 @@ use crate::context::DeploymentContext;
 use crate::kv_tasks::{
     ConnectionRecorder, SharedAdmission, lease_for, lock, run_lease, watch_reservations,
 };
+use crate::link_sweep::{LinkSweep, stamp_new_link, sweep_unconnected_links};
 
 /// How the game server runs under Bevygap.
 #[derive(Clone)]
@@ -42,6 +43,9 @@ pub struct BevygapServerConfig {
     pub heartbeat: Duration,
     /// Reservation bucket TTL (must match the matchmaker's token expiry).
     pub reservation_ttl: Duration,
+    /// How long a peer may send packets without finishing the handshake before its link is
+    /// dropped (see [`crate::link_sweep`]).
+    pub unconnected_link_ttl: Duration,
 }
 
 impl std::fmt::Debug for BevygapServerConfig {
@@ -242,6 +246,10 @@ impl Plugin for BevygapServerPlugin {
         );
         app.insert_resource(shared)
             .init_resource::<BevygapServerStatus>()
+            .insert_resource(LinkSweep {
+                ttl: config.unconnected_link_ttl,
+            })
+            .add_observer(stamp_new_link)
             .add_observer(on_client_connected)
             .add_observer(on_client_disconnected)
             .add_systems(Startup, move |mut commands: Commands| {
@@ -249,7 +257,8 @@ impl Plugin for BevygapServerPlugin {
             })
             .add_systems(
                 Update,
-                (update_status, exit_on_signal).in_set(BevygapServerSystems::Status),
+                (update_status, exit_on_signal, sweep_unconnected_links)
+                    .in_set(BevygapServerSystems::Status),
             )
             .add_systems(Last, remove_lease_on_exit);
     }
