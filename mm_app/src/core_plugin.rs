@@ -128,6 +128,7 @@ impl Plugin for MatchmakerCorePlugin {
                         apply::apply_leases,
                         apply::apply_connections,
                         apply::apply_allocations,
+                        apply::apply_ended_deployments,
                         apply::apply_stored_reservations,
                     )
                         .chain()

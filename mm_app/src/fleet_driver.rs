@@ -7,8 +7,8 @@ use bevy::prelude::*;
 
 use crate::bridge::{Inbox, add_inbox};
 use crate::core_plugin::CoreSystems;
-use crate::fleet::FleetBackend;
-use crate::messages::{AllocateDeployment, AllocationFinished, StopDeployment};
+use crate::fleet::{EndedReporter, FleetBackend};
+use crate::messages::{AllocateDeployment, AllocationFinished, DeploymentEnded, StopDeployment};
 use crate::runtime::AsyncRuntime;
 
 /// The fleet backend in use.
@@ -28,6 +28,21 @@ pub struct FleetDriverPlugin {
 impl Plugin for FleetDriverPlugin {
     fn build(&self, app: &mut App) {
         add_inbox::<AllocationFinished>(app);
+        add_inbox::<DeploymentEnded>(app);
+        let sender = app.world().resource::<Inbox<DeploymentEnded>>().sender();
+        let runtime = app.world().resource::<AsyncRuntime>().0.clone();
+        self.backend
+            .report_ended(EndedReporter::new(move |deployment_id, reason| {
+                let sender = sender.clone();
+                runtime.spawn(async move {
+                    sender
+                        .send(DeploymentEnded {
+                            deployment_id,
+                            reason,
+                        })
+                        .await;
+                });
+            }));
         app.insert_resource(Fleet(self.backend.clone()))
             .add_systems(Update, drive_fleet.in_set(CoreSystems::Effects));
     }

@@ -83,6 +83,15 @@ pub struct AllocationFinished {
     pub result: Result<Allocation, FleetError>,
 }
 
+/// A deployment ended without being asked to (reported by the fleet backend).
+#[derive(Message, Debug, Clone)]
+pub struct DeploymentEnded {
+    /// The deployment id.
+    pub deployment_id: String,
+    /// What happened, for the log and the waiting players.
+    pub reason: String,
+}
+
 /// Effect: write this reservation to KV, then answer with [`ReservationStored`].
 #[derive(Message, Debug, Clone)]
 pub struct StoreReservation {
@@ -120,6 +129,7 @@ pub(crate) fn add_messages(app: &mut App) {
         .add_message::<ConnectionClosed>()
         .add_message::<ReservationStored>()
         .add_message::<AllocationFinished>()
+        .add_message::<DeploymentEnded>()
         .add_message::<StoreReservation>()
         .add_message::<AllocateDeployment>()
         .add_message::<StopDeployment>();

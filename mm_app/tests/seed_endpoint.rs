@@ -146,3 +146,23 @@ async fn a_client_that_never_sends_its_request_is_timed_out_cleanly() {
     let reply = SeedResponse::parse(first.to_text().unwrap()).unwrap();
     assert!(matches!(reply, SeedResponse::Error(408, _)), "{reply:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_exits_while_starting_fails_the_ticket_at_once_with_why() {
+    use bevygap_matchmaker::app::FleetChoice;
+    use bevygap_matchmaker::fleet::local::LocalFleetConfig;
+    // The "game server" exits with status 3 before registering.
+    let crashing = LocalFleetConfig {
+        command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+        ports: 46_100..=46_199,
+        ..LocalFleetConfig::default()
+    };
+    let h = AppHarness::start_with_fleet(Limits::default(), FleetChoice::Local(crashing)).await;
+    let (replies, _) = seed_conversation(&h.mm().seed_url(), &request()).await;
+    let Some(SeedResponse::Error(code, text)) = replies.last() else {
+        panic!("{replies:?}")
+    };
+    assert_eq!(*code, 502, "{text}");
+    assert!(text.contains("stopped while starting"), "{text}");
+    assert!(text.contains("exit status: 3"), "{text}");
+}

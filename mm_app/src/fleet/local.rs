@@ -21,7 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Allocation, AllocationRequest, FleetBackend, FleetError};
+use super::{Allocation, AllocationRequest, EndedReporter, FleetBackend, FleetError};
 
 /// How the local fleet starts game servers.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ struct Running {
     pid: Option<u32>,
     port: u16,
     exited: watch::Receiver<bool>,
+    /// Set when Bevygap asked it to stop (its exit is then no news).
+    stopping: bool,
 }
 
 /// Starts and stops game server processes on this machine.
@@ -69,6 +71,7 @@ pub struct LocalFleet {
     config: Arc<LocalFleetConfig>,
     running: Arc<Mutex<HashMap<String, Running>>>,
     counter: Arc<AtomicU64>,
+    ended: Arc<Mutex<Option<EndedReporter>>>,
 }
 
 impl LocalFleet {
@@ -88,6 +91,7 @@ impl LocalFleet {
             config: Arc::new(config),
             running: Arc::default(),
             counter: Arc::default(),
+            ended: Arc::default(),
         })
     }
 
@@ -151,7 +155,15 @@ impl LocalFleet {
         forward_logs(&deployment_id, child.stdout.take());
         forward_logs(&deployment_id, child.stderr.take());
         let (exited_tx, exited) = watch::channel(false);
-        running.insert(deployment_id.clone(), Running { pid, port, exited });
+        running.insert(
+            deployment_id.clone(),
+            Running {
+                pid,
+                port,
+                exited,
+                stopping: false,
+            },
+        );
         tokio::spawn(reap(self.clone(), deployment_id.clone(), child, exited_tx));
         Ok(Allocation {
             deployment_id,
@@ -160,11 +172,10 @@ impl LocalFleet {
     }
 
     async fn stop_process(self, deployment_id: String) -> Result<(), FleetError> {
-        let Some((pid, mut exited)) = self
-            .lock()
-            .get(&deployment_id)
-            .map(|r| (r.pid, r.exited.clone()))
-        else {
+        let Some((pid, mut exited)) = self.lock().get_mut(&deployment_id).map(|r| {
+            r.stopping = true;
+            (r.pid, r.exited.clone())
+        }) else {
             return Ok(()); // already gone
         };
         if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -200,13 +211,29 @@ async fn reap(
     mut child: Child,
     exited: watch::Sender<bool>,
 ) {
-    match child.wait().await {
-        Ok(status) if status.success() => info!("local fleet: `{deployment_id}` exited cleanly"),
-        Ok(status) => warn!("local fleet: `{deployment_id}` exited with {status}"),
-        Err(e) => warn!("local fleet: waiting for `{deployment_id}` failed: {e}"),
-    }
-    fleet.lock().remove(&deployment_id);
+    let how = match child.wait().await {
+        Ok(status) if status.success() => "exited cleanly".to_owned(),
+        Ok(status) => format!("exited with {status}"),
+        Err(e) => format!("could not be waited for: {e}"),
+    };
+    let asked = fleet
+        .lock()
+        .remove(&deployment_id)
+        .is_some_and(|r| r.stopping);
     exited.send_replace(true);
+    if asked {
+        info!("local fleet: `{deployment_id}` {how}");
+        return;
+    }
+    warn!("local fleet: `{deployment_id}` {how} without being asked to stop");
+    let reporter = fleet
+        .ended
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some(reporter) = reporter {
+        reporter.report(deployment_id, how);
+    }
 }
 
 /// Copies a child's output lines to the log, tagged with the deployment id.
@@ -237,5 +264,9 @@ impl FleetBackend for LocalFleet {
 
     fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>> {
         self.clone().stop_process(deployment_id).boxed()
+    }
+
+    fn report_ended(&self, reporter: EndedReporter) {
+        *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(reporter);
     }
 }

@@ -13,6 +13,7 @@ pub mod local;
 pub mod static_list;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bevygap_shared::protocol::GameRef;
 use futures::future::BoxFuture;
@@ -57,6 +58,28 @@ pub enum FleetError {
     UnknownDeployment(String),
 }
 
+/// Told when a deployment ends on its own (its process exited, the provider failed it).
+#[derive(Clone)]
+pub struct EndedReporter(Arc<dyn Fn(String, String) + Send + Sync>);
+
+impl EndedReporter {
+    /// A reporter calling `report(deployment_id, what_happened)`.
+    pub fn new(report: impl Fn(String, String) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// Reports that `deployment_id` ended, and how.
+    pub fn report(&self, deployment_id: String, how: String) {
+        (self.0)(deployment_id, how);
+    }
+}
+
+impl std::fmt::Debug for EndedReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndedReporter")
+    }
+}
+
 /// A source of game servers. Implementations must be cheap to call from the matchmaker: the
 /// returned futures run on the tokio runtime, never on the Bevy schedule.
 pub trait FleetBackend: Send + Sync + 'static {
@@ -77,4 +100,8 @@ pub trait FleetBackend: Send + Sync + 'static {
     fn pending_stops(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Where to report deployments that end without being asked to stop; backends that cannot
+    /// tell ignore it (the lease TTL and allocation timeout cover them).
+    fn report_ended(&self, _reporter: EndedReporter) {}
 }

@@ -1,8 +1,8 @@
 //! Systems that apply inbound messages to tickets, deployments and reservations.
 
 use bevy::prelude::*;
-use bevygap_shared::protocol::ErrorCode;
 use bevygap_shared::protocol::channel::{MatchResult, MatchStage, MatchStatus};
+use bevygap_shared::protocol::{ErrorCode, GameRef};
 
 use super::placement::ReservationIndex;
 use super::{fail_ticket, release_reservation};
@@ -11,8 +11,8 @@ use crate::deployment::{
     DeploymentId, DeploymentIndex, DeploymentInfo, DeploymentState, Seats, StartingFor,
 };
 use crate::messages::{
-    AllocationFinished, ConnectionClosed, ConnectionOpened, LeaseRemoved, LeaseUpdated,
-    ReservationStored, TicketCancelled, TicketRequested,
+    AllocationFinished, ConnectionClosed, ConnectionOpened, DeploymentEnded, LeaseRemoved,
+    LeaseUpdated, ReservationStored, TicketCancelled, TicketRequested,
 };
 use crate::reservation::{ReservationState, SeatReservation};
 use crate::ticket::{
@@ -315,33 +315,24 @@ pub fn apply_allocations(
                 };
                 let game = game.0.clone();
                 commands.entity(*deployment).despawn();
-                let others_starting = starting
-                    .iter()
-                    .any(|(e, g)| e != *deployment && g.0 == game);
                 warn!(
                     "fleet could not start a server for {} {}: {error}",
                     game.game, game.version
                 );
-                if others_starting {
-                    continue;
-                }
                 let code = match error {
                     crate::fleet::FleetError::NoCapacity(_) => ErrorCode::NoCapacity,
                     _ => ErrorCode::FleetError,
                 };
-                for (entity, ticket, state, responder) in &tickets {
-                    if *state == TicketState::Allocating && ticket.game == game {
-                        fail_ticket(
-                            &mut commands,
-                            &mut ticket_index,
-                            entity,
-                            ticket,
-                            responder,
-                            code,
-                            format!("no game server available: {error}"),
-                        );
-                    }
-                }
+                fail_tickets_waiting_for(
+                    &mut commands,
+                    &mut ticket_index,
+                    &starting,
+                    &tickets,
+                    *deployment,
+                    &game,
+                    code,
+                    &format!("no game server available: {error}"),
+                );
             }
         }
         dirty.0 = true;
@@ -423,5 +414,84 @@ pub fn apply_stored_reservations(
                 }
             }
         }
+    }
+}
+
+/// Fails the tickets waiting for a server of `game` when `failed` was the only one starting for
+/// it (another starting server may still serve them).
+#[allow(clippy::too_many_arguments)]
+fn fail_tickets_waiting_for(
+    commands: &mut Commands,
+    ticket_index: &mut TicketIndex,
+    starting: &Query<(Entity, &StartingFor)>,
+    tickets: &Query<(Entity, &Ticket, &TicketState, &TicketResponder)>,
+    failed: Entity,
+    game: &GameRef,
+    code: ErrorCode,
+    text: &str,
+) {
+    if starting.iter().any(|(e, g)| e != failed && g.0 == *game) {
+        return;
+    }
+    for (entity, ticket, state, responder) in tickets {
+        if *state == TicketState::Allocating && ticket.game == *game {
+            fail_ticket(
+                commands,
+                ticket_index,
+                entity,
+                ticket,
+                responder,
+                code,
+                text.to_owned(),
+            );
+        }
+    }
+}
+
+/// A server that ended while starting: forget it and tell its waiting players why at once,
+/// instead of at the allocation timeout. One that ended after registering goes with its lease.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_ended_deployments(
+    mut commands: Commands,
+    mut ended: MessageReader<DeploymentEnded>,
+    mut index: ResMut<DeploymentIndex>,
+    mut ticket_index: ResMut<TicketIndex>,
+    mut dirty: ResMut<PlacementDirty>,
+    states: Query<&DeploymentState>,
+    starting: Query<(Entity, &StartingFor)>,
+    tickets: Query<(Entity, &Ticket, &TicketState, &TicketResponder)>,
+) {
+    for DeploymentEnded {
+        deployment_id,
+        reason,
+    } in ended.read()
+    {
+        let Some(&entity) = index.0.get(deployment_id) else {
+            continue;
+        };
+        if !matches!(states.get(entity), Ok(DeploymentState::Starting { .. })) {
+            info!("deployment `{deployment_id}` ended ({reason}); its seats go with its lease");
+            continue;
+        }
+        warn!(
+            "deployment `{deployment_id}` ended while starting ({reason}); check the game server's log"
+        );
+        if let Ok((_, game)) = starting.get(entity) {
+            fail_tickets_waiting_for(
+                &mut commands,
+                &mut ticket_index,
+                &starting,
+                &tickets,
+                entity,
+                &game.0.clone(),
+                ErrorCode::FleetError,
+                &format!(
+                    "the game server `{deployment_id}` stopped while starting ({reason}); try again"
+                ),
+            );
+        }
+        index.0.remove(deployment_id);
+        commands.entity(entity).despawn();
+        dirty.0 = true;
     }
 }
