@@ -166,3 +166,53 @@ async fn a_server_that_exits_while_starting_fails_the_ticket_at_once_with_why() 
     assert!(text.contains("stopped while starting"), "{text}");
     assert!(text.contains("exit status: 3"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_server_that_exits_is_dropped_before_its_lease_lapses() {
+    use bevygap_matchmaker::app::FleetChoice;
+    use bevygap_matchmaker::fleet::local::LocalFleetConfig;
+    use bevygap_test_support::wait_until_async;
+    let dir = tempfile::tempdir().unwrap();
+    let (id_file, quit_file) = (dir.path().join("id"), dir.path().join("quit"));
+    // The "game server" tells its id, then runs until told to quit, and exits with status 4.
+    let script = format!(
+        "echo $BEVYGAP_DEPLOYMENT_ID > {}; while [ ! -f {} ]; do sleep 0.02; done; exit 4",
+        id_file.display(),
+        quit_file.display()
+    );
+    let fleet = LocalFleetConfig {
+        command: vec!["sh".into(), "-c".into(), script],
+        ports: 46_200..=46_299,
+        ..LocalFleetConfig::default()
+    };
+    let h = AppHarness::start_with_fleet(Limits::default(), FleetChoice::Local(fleet)).await;
+    let url = h.mm().seed_url();
+    let session = tokio::spawn(async move { seed_conversation(&url, &request()).await });
+    let id = wait_until_async("the server started", WAIT, || async {
+        let id = std::fs::read_to_string(&id_file).ok()?;
+        (!id.trim().is_empty()).then(|| id.trim().to_owned())
+    })
+    .await;
+    // It registers (the test writes the lease the server would) and the player is served.
+    h.put_lease(&lease(&id, 4, 6420)).await;
+    let (replies, _) = session.await.unwrap();
+    assert!(
+        matches!(replies.last(), Some(SeedResponse::SessionReady { .. })),
+        "{replies:?}"
+    );
+
+    std::fs::write(&quit_file, b"").unwrap();
+    wait_until_async("the exited server dropped", WAIT, || async {
+        let summary = rpc(h.inspect_port, "bevygap/summary", serde_json::json!(null)).await;
+        let deployments = summary["result"]["deployments"].as_array()?.clone();
+        deployments
+            .iter()
+            .all(|d| d["id"] != id.as_str())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        h.stores.leases.get(&id).await.unwrap().is_some(),
+        "dropped before its lease lapsed"
+    );
+}

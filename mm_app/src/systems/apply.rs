@@ -449,11 +449,13 @@ fn fail_tickets_waiting_for(
 }
 
 /// A server that ended while starting: forget it and tell its waiting players why at once,
-/// instead of at the allocation timeout. One that ended after registering goes with its lease.
+/// instead of at the allocation timeout. One that ended after registering is dropped as if its
+/// lease were gone (players still waiting for a seat there are queued again).
 #[allow(clippy::too_many_arguments)]
 pub fn apply_ended_deployments(
     mut commands: Commands,
     mut ended: MessageReader<DeploymentEnded>,
+    mut gone: MessageWriter<LeaseRemoved>,
     mut index: ResMut<DeploymentIndex>,
     mut ticket_index: ResMut<TicketIndex>,
     mut dirty: ResMut<PlacementDirty>,
@@ -470,7 +472,12 @@ pub fn apply_ended_deployments(
             continue;
         };
         if !matches!(states.get(entity), Ok(DeploymentState::Starting { .. })) {
-            info!("deployment `{deployment_id}` ended ({reason}); its seats go with its lease");
+            // Its lease would linger until its TTL: forget it now, as if the lease were gone,
+            // so no new player is sent to a dead server.
+            warn!("deployment `{deployment_id}` ended ({reason}); dropping its seats now");
+            gone.write(LeaseRemoved {
+                deployment_id: deployment_id.clone(),
+            });
             continue;
         }
         warn!(
