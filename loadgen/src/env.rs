@@ -16,6 +16,9 @@ use bevygap_shared::nats::{NatsConnection, NatsSettings, connect};
 use bevygap_shared::schema::{DeploymentLease, Transport, encode};
 use bevygap_test_support::{NatsServer, free_tcp_port, wait_until_async};
 
+/// How often the warm leases are refreshed (the lease TTL is 10 s).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// The game the warm fleet serves.
 pub const GAME: &str = "bevygap-demo";
 /// Its version.
@@ -33,6 +36,8 @@ pub struct WarmFleet {
     pub matchmaker: Option<MatchmakerHandle>,
     /// The inspection port.
     pub inspect_port: u16,
+    /// Refreshes the leases, as the game servers' heartbeats would.
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl WarmFleet {
@@ -76,18 +81,34 @@ impl WarmFleet {
         let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config)).await??;
         let nats = connect(&NatsSettings::insecure(nats_server.address()), "warm-fleet").await?;
         let stores = KvStores::open(&nats, &AppNames::new(GAME)?, Duration::from_secs(30)).await?;
-        let fleet = Self {
+        let mut fleet = Self {
             nats_server,
             nats,
             stores,
             matchmaker: Some(matchmaker),
             inspect_port,
+            heartbeat: None,
         };
-        for i in 0..servers {
-            fleet
-                .put_lease(&format!("warm-{i}"), seats, 7000 + i as u16)
-                .await?;
+        let leases: Vec<DeploymentLease> = (0..servers)
+            .map(|i| warm_lease(&format!("warm-{i}"), seats, 7000 + i as u16))
+            .collect();
+        for lease in &leases {
+            fleet.put_lease_record(lease).await?;
         }
+        // Leases lapse without heartbeats (10 s): refresh them like game servers do, or a run
+        // longer than that would find every server gone.
+        let store = fleet.stores.leases.clone();
+        fleet.heartbeat = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                for lease in &leases {
+                    let _ = store
+                        .put(lease.deployment_id.as_str(), encode(lease).into())
+                        .await;
+                }
+            }
+        }));
         // Ready when a request gets a session.
         let url = fleet.seed_url();
         wait_until_async(
@@ -108,10 +129,16 @@ impl WarmFleet {
         Ok(fleet)
     }
 
-    /// Writes a lease as a game server would.
+    /// Writes a lease as a game server would (not refreshed: it lapses after the lease TTL).
     pub async fn put_lease(&self, id: &str, seats: u32, port: u16) -> anyhow::Result<()> {
-        let lease = warm_lease(id, seats, port);
-        self.stores.leases.put(id, encode(&lease).into()).await?;
+        self.put_lease_record(&warm_lease(id, seats, port)).await
+    }
+
+    async fn put_lease_record(&self, lease: &DeploymentLease) -> anyhow::Result<()> {
+        self.stores
+            .leases
+            .put(lease.deployment_id.as_str(), encode(lease).into())
+            .await?;
         Ok(())
     }
 
@@ -134,6 +161,9 @@ impl WarmFleet {
 
 impl Drop for WarmFleet {
     fn drop(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
         if let Some(mm) = self.matchmaker.take() {
             std::thread::spawn(move || drop(mm)).join().ok();
         }

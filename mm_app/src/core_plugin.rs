@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
+
+use crate::deadlines::{Deadlines, track_reservation, track_ticket};
 use bevygap_shared::protocol::GameRef;
 
 use crate::deployment::{DeploymentId, DeploymentIndex, DeploymentInfo, DeploymentState, Seats};
@@ -99,6 +101,10 @@ impl Plugin for MatchmakerCorePlugin {
             .init_resource::<DeploymentIndex>()
             .init_resource::<PlacementDirty>()
             .init_resource::<crate::systems::placement::ReservationIndex>()
+            .init_resource::<Deadlines<Ticket>>()
+            .init_resource::<Deadlines<SeatReservation>>()
+            .add_observer(track_ticket)
+            .add_observer(track_reservation)
             .register_type::<Ticket>()
             .register_type::<TicketState>()
             .register_type::<DeploymentId>()

@@ -20,6 +20,7 @@ pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod core_plugin;
+pub mod deadlines;
 pub mod deployment;
 pub mod edgegap_args;
 pub mod error;

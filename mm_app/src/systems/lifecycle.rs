@@ -5,7 +5,10 @@ use bevygap_shared::protocol::ErrorCode;
 
 use super::placement::ReservationIndex;
 use super::{fail_ticket, release_reservation};
+use std::time::Duration;
+
 use crate::core_plugin::{Placement, PlacementDirty};
+use crate::deadlines::Deadlines;
 use crate::deployment::{DeploymentId, DeploymentIndex, DeploymentInfo, DeploymentState, Seats};
 use crate::messages::StopDeployment;
 use crate::reservation::{ReservationState, SeatReservation};
@@ -15,14 +18,17 @@ use crate::ticket::{Ticket, TicketIndex, TicketResponder, TicketState};
 pub fn expire_tickets(
     mut commands: Commands,
     mut index: ResMut<TicketIndex>,
+    mut deadlines: ResMut<Deadlines<Ticket>>,
     placement: Res<Placement>,
     time: Res<Time>,
-    tickets: Query<(Entity, &Ticket, &TicketState, &TicketResponder)>,
+    tickets: Query<(&Ticket, &TicketState, &TicketResponder)>,
 ) {
     let now = time.elapsed();
-    for (entity, ticket, state, responder) in &tickets {
-        if now >= ticket.deadline && matches!(state, TicketState::Queued | TicketState::Allocating)
-        {
+    while let Some(entity) = deadlines.pop_due(now) {
+        let Ok((ticket, state, responder)) = tickets.get(entity) else {
+            continue; // answered or cancelled already
+        };
+        if matches!(state, TicketState::Queued | TicketState::Allocating) {
             info!("ticket `{}` timed out waiting for a seat", ticket.id);
             fail_ticket(
                 &mut commands,
@@ -40,31 +46,45 @@ pub fn expire_tickets(
     }
 }
 
+/// How long to look again at a reservation still being stored when it was due.
+const STORING_RECHECK: Duration = Duration::from_secs(1);
+
 /// Releases seats whose client never connected.
 pub fn expire_reservations(
     mut commands: Commands,
     mut index: ResMut<ReservationIndex>,
+    mut deadlines: ResMut<Deadlines<SeatReservation>>,
     mut dirty: ResMut<PlacementDirty>,
     time: Res<Time>,
-    reservations: Query<(Entity, &SeatReservation, &ReservationState)>,
+    reservations: Query<(&SeatReservation, &ReservationState)>,
     mut seats: Query<&mut Seats>,
 ) {
     let now = time.elapsed();
-    for (entity, held, state) in &reservations {
-        if *state == ReservationState::Issued && now >= held.expires_at {
-            debug!(
-                "reservation `{}` for client {} on `{}` expired unused",
-                held.id, held.client_id, held.deployment_id
-            );
-            release_reservation(
-                &mut commands,
-                &mut index,
-                entity,
-                held,
-                seats.get_mut(held.deployment).ok().as_deref_mut(),
-            );
-            dirty.0 = true;
+    let mut later = Vec::new();
+    while let Some(entity) = deadlines.pop_due(now) {
+        let Ok((held, state)) = reservations.get(entity) else {
+            continue; // used or released already
+        };
+        if *state != ReservationState::Issued {
+            // Its KV write is still pending: the storing outcome decides, look again soon.
+            later.push((now + STORING_RECHECK, entity));
+            continue;
         }
+        debug!(
+            "reservation `{}` for client {} on `{}` expired unused",
+            held.id, held.client_id, held.deployment_id
+        );
+        release_reservation(
+            &mut commands,
+            &mut index,
+            entity,
+            held,
+            seats.get_mut(held.deployment).ok().as_deref_mut(),
+        );
+        dirty.0 = true;
+    }
+    for (at, entity) in later {
+        deadlines.push(at, entity);
     }
 }
 
