@@ -186,6 +186,9 @@ pub fn place_tickets(
     }
 }
 
+/// Player IPs passed to the fleet for placement at most (the provider needs a sample, not all).
+const MAX_PLACEMENT_IPS: usize = 32;
+
 /// Asks the fleet for new deployments when waiting tickets outnumber the seats being started.
 pub fn request_deployments(
     mut commands: Commands,
@@ -199,9 +202,17 @@ pub fn request_deployments(
         HashMap::new();
     for (ticket, state, _) in &tickets {
         if matches!(*state, TicketState::Queued | TicketState::Allocating) {
-            let entry = waiting.entry(ticket.game.clone()).or_default();
+            // Look up before inserting: cloning the game per ticket per frame adds up.
+            if !waiting.contains_key(&ticket.game) {
+                waiting.insert(ticket.game.clone(), Default::default());
+            }
+            let Some(entry) = waiting.get_mut(&ticket.game) else {
+                continue;
+            };
             entry.0 += 1;
-            entry.1.extend(ticket.client_ip);
+            if entry.1.len() < MAX_PLACEMENT_IPS {
+                entry.1.extend(ticket.client_ip);
+            }
             if entry.2.is_none() {
                 entry.2 = ticket.region_pings.first().map(|p| p.region.clone());
             }
