@@ -11,7 +11,7 @@
 //! | `POST /v1/session` | a seat session, `Status.SEEKING` → `Status.LINKED` → `Status.READY` |
 //! | `GET /v1/session/{id}`, `DELETE /v1/session/{id}` | the session and its deployment; 404 if unknown |
 //! | `GET /v1/app/{app}`, `GET`/`PATCH /v1/app/{app}/version/{version}` | the configured apps |
-//! | `GET /v1/deployments` | the deployments not terminated |
+//! | `GET /v1/deployments?page=&limit=` | the deployments not terminated, paginated |
 //! | `GET /v1/context/{request_id}/{n}` | the context API a deployment reads with its context token |
 //!
 //! Management endpoints need `Authorization: token {api_key}`. Edgegap's documented rate limits
@@ -53,6 +53,8 @@ pub struct ReplicaConfig {
     pub enforce_rate_limits: bool,
     /// Start real game server processes for deployments.
     pub launcher: Option<Launcher>,
+    /// Largest page `GET /v1/deployments` answers, whatever `limit` asks.
+    pub max_page_size: usize,
     /// Where to listen (loopback).
     pub listen: SocketAddr,
 }
@@ -67,6 +69,7 @@ impl Default for ReplicaConfig {
             sockets: 8,
             enforce_rate_limits: true,
             launcher: None,
+            max_page_size: 100,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }

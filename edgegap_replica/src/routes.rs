@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State as Extract};
+use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode, Uri, header::AUTHORIZATION};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -156,8 +156,28 @@ async fn patch_version(
     })
 }
 
-async fn list(Extract(s): Shared, uri: Uri, headers: HeaderMap) -> Response {
-    serve(&s, Route::ListDeployments, &uri, &headers, || s.list())
+/// The `page` and `limit` query parameters of a list.
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default = "one")]
+    page: usize,
+    #[serde(default = "hundred")]
+    limit: usize,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+async fn list(
+    Extract(s): Shared,
+    Query(query): Query<ListQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    serve(&s, Route::ListDeployments, &uri, &headers, || {
+        s.list(query.page, query.limit)
+    })
 }
 
 async fn context(Extract(s): Shared, uri: Uri, headers: HeaderMap) -> Response {

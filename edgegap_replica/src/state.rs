@@ -174,6 +174,7 @@ pub struct State {
     fail_deployments: bool,
     sockets: u32,
     launcher: Option<Launcher>,
+    max_page_size: usize,
     addr: SocketAddr,
 }
 
@@ -229,6 +230,7 @@ impl State {
             fail_deployments: config.fail_deployments,
             sockets: config.sockets.max(1),
             launcher: config.launcher,
+            max_page_size: config.max_page_size.max(1),
             addr,
         }
     }
@@ -770,14 +772,18 @@ impl State {
         )
     }
 
-    /// `GET /v1/deployments`.
-    pub fn list(&self) -> Answer {
+    /// `GET /v1/deployments?page={page}&limit={limit}` (pages from 1).
+    pub fn list(&self, page: usize, limit: usize) -> Answer {
         let inner = self.lock();
         let now = Instant::now();
-        let data: Vec<Value> = inner
-            .deployments
-            .values()
-            .filter(|d| !d.stopped)
+        let live: Vec<&Deployment> = inner.deployments.values().filter(|d| !d.stopped).collect();
+        let limit = limit.clamp(1, self.max_page_size);
+        let pages = live.len().div_ceil(limit).max(1);
+        let page = page.clamp(1, pages);
+        let data: Vec<Value> = live
+            .iter()
+            .skip((page - 1) * limit)
+            .take(limit)
             .map(|d| {
                 let full = self.deployment_json(d, now);
                 json!({
@@ -787,12 +793,14 @@ impl State {
                 })
             })
             .collect();
-        let count = data.len();
+        let has_next = page < pages;
         (
             200,
-            json!({"data": data, "total_count": count, "pagination": {
-                "number": 1, "next_page_number": Value::Null, "previous_page_number": Value::Null,
-                "paginator": {"num_pages": 1}, "has_next": false, "has_previous": false}}),
+            json!({"data": data, "total_count": live.len(), "pagination": {
+                "number": page,
+                "next_page_number": if has_next { json!(page + 1) } else { Value::Null },
+                "previous_page_number": if page > 1 { json!(page - 1) } else { Value::Null },
+                "paginator": {"num_pages": pages}, "has_next": has_next, "has_previous": page > 1}}),
         )
     }
 

@@ -344,3 +344,40 @@ async fn the_client_stays_below_edgegaps_status_rate_limit() {
     assert_eq!(status_calls.len(), 40);
     assert!(status_calls.iter().all(|s| *s == 200), "{status_calls:?}");
 }
+
+#[tokio::test]
+async fn listing_deployments_follows_every_page() {
+    let replica = bevygap_edgegap_replica::start(ReplicaConfig {
+        api_key: KEY.into(),
+        apps: vec![AppSpec::new(APP, vec![VersionSpec::new("1")])],
+        max_page_size: 2,
+        ..ReplicaConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = client_for(&replica, KEY);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            client
+                .deploy(&deploy_request("1"))
+                .await
+                .unwrap()
+                .request_id,
+        );
+    }
+    let first = client.deployments_page(1).await.unwrap();
+    assert_eq!(first.data.len(), 2);
+    assert!(first.pagination.unwrap().has_next);
+
+    let all = client.deployments().await.unwrap();
+    let mut listed: Vec<String> = all.data.into_iter().map(|d| d.request_id).collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+    assert_eq!(all.total_count, Some(5));
+    assert_eq!(
+        statuses(&replica, Route::ListDeployments),
+        [200, 200, 200, 200]
+    );
+}

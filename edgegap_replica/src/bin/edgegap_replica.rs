@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         sockets: args.sockets,
         enforce_rate_limits: true,
         launcher,
+        max_page_size: 100,
         listen: args.listen,
     };
     let replica = start(config).await?;

@@ -294,4 +294,21 @@ pub struct DeploymentList {
     /// Deployments in total.
     #[serde(default)]
     pub total_count: Option<u64>,
+    /// Where this page is.
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+}
+
+/// The page position of a list answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Pagination {
+    /// This page's number (from 1).
+    #[serde(default)]
+    pub number: Option<u32>,
+    /// The next page's number, if any.
+    #[serde(default)]
+    pub next_page_number: Option<u32>,
+    /// Whether more pages follow.
+    #[serde(default)]
+    pub has_next: bool,
 }

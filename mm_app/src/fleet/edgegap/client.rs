@@ -23,6 +23,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.edgegap.com";
 /// Longest wait between retries of a rate-limited call without `Retry-After`.
 const RATE_LIMITED_MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// Deployments asked for per list page.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// Most list pages read (10,000 deployments).
+pub const MAX_LIST_PAGES: u32 = 100;
+
 /// Largest answer body read (a deployment list page is far smaller).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -257,10 +263,35 @@ impl EdgegapClient {
             .await
     }
 
-    /// `GET /v1/deployments`: the account's deployments.
-    pub async fn deployments(&self) -> Result<DeploymentList, EdgegapError> {
-        self.call(Limit::List, Method::GET, "/v1/deployments", None::<&()>)
+    /// `GET /v1/deployments?page={page}`: one page of the account's deployments.
+    pub async fn deployments_page(&self, page: u32) -> Result<DeploymentList, EdgegapError> {
+        let path = format!(
+            "/v1/deployments?page={}&limit={LIST_PAGE_SIZE}",
+            page.max(1)
+        );
+        self.call(Limit::List, Method::GET, &path, None::<&()>)
             .await
+    }
+
+    /// Every deployment of the account, page after page (at most [`MAX_LIST_PAGES`] pages).
+    pub async fn deployments(&self) -> Result<DeploymentList, EdgegapError> {
+        let mut all = self.deployments_page(1).await?;
+        let mut page = 1;
+        while let Some(next) = all
+            .pagination
+            .as_ref()
+            .filter(|p| p.has_next)
+            .map(|p| p.next_page_number.unwrap_or(page + 1))
+        {
+            if page >= MAX_LIST_PAGES || next <= page {
+                break;
+            }
+            page = next;
+            let more = self.deployments_page(page).await?;
+            all.data.extend(more.data);
+            all.pagination = more.pagination;
+        }
+        Ok(all)
     }
 
     async fn remove(&self, path: &str) -> Result<Removal, EdgegapError> {
