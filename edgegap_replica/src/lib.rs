@@ -20,19 +20,24 @@
 //! or infinite. With a [`Launcher`], each deployment starts a real local game server process
 //! with the `ARBITRIUM_*` environment Edgegap gives containers.
 
+mod apps;
+mod deployments;
 mod faults;
 mod launcher;
 mod relay;
 mod routes;
+mod sessions;
 mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use apps::{AppSpec, VersionSpec};
+pub use deployments::DeploymentView;
 pub use faults::Route;
 pub use launcher::Launcher;
-pub use state::{AppSpec, CallRecord, DeploymentView, VersionSpec};
+pub use state::CallRecord;
 
 use state::State;
 
