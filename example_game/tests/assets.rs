@@ -110,17 +110,6 @@ async fn a_wrong_password_is_refused() {
     assert!(connect(&settings, "roles-test").await.is_err());
 }
 
-/// `NAME=` lines of an env template, commented out or not.
-fn template_names(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.trim_start_matches('#').trim())
-        .filter_map(|l| l.split_once('='))
-        .map(|(name, _)| name)
-        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn the_game_server_env_template_names_only_real_settings() {
     let text = include_str!("../../assets/gameserver.env.example");
@@ -129,11 +118,11 @@ fn the_game_server_env_template_names_only_real_settings() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    let names = template_names(text);
+    let names = bevygap_test_support::env_template_names(text);
     assert!(names.len() >= 5);
     for name in names {
         assert!(
-            (help.contains(&format!("env: {name}=")) || help.contains(&format!("env: {name}]"))),
+            bevygap_test_support::help_names_env(&help, name),
             "{name} is not a setting"
         );
     }

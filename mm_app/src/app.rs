@@ -87,10 +87,8 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         .clone();
     app.insert_resource(AsyncRuntime(handle.clone()));
 
-    let names = AppNames::new(&config.placement.app_name).map_err(|e| ConfigError::Invalid {
-        flag: "app-name",
-        reason: e.to_string(),
-    })?;
+    let names = AppNames::new(&config.placement.app_name)
+        .map_err(|e| ConfigError::invalid("app-name", e.to_string()))?;
     install_crypto_provider();
     let nats = handle.block_on(connect(&config.nats, "bevygap-matchmaker"))?;
     let stores = handle.block_on(KvStores::open(
@@ -225,10 +223,7 @@ pub fn spawn_matchmaker(config: MatchmakerConfig) -> Result<MatchmakerHandle, Co
                 let _ = tx.send(Err(error));
             }
         })
-        .map_err(|e| ConfigError::Invalid {
-            flag: "thread",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| ConfigError::invalid("thread", e.to_string()))?;
     match rx.recv() {
         Ok(Ok((client_addr, shutdown, wake))) => Ok(MatchmakerHandle {
             client_addr,
@@ -240,9 +235,9 @@ pub fn spawn_matchmaker(config: MatchmakerConfig) -> Result<MatchmakerHandle, Co
             let _ = thread.join();
             Err(error)
         }
-        Err(_) => Err(ConfigError::Invalid {
-            flag: "thread",
-            reason: "the matchmaker thread died while starting".into(),
-        }),
+        Err(_) => Err(ConfigError::invalid(
+            "thread",
+            "the matchmaker thread died while starting",
+        )),
     }
 }

@@ -154,27 +154,20 @@ pub struct Cli {
     pub nats: NatsSettings,
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        flag,
-        reason: reason.into(),
-    }
-}
-
 fn parse_ports(text: &str) -> Result<std::ops::RangeInclusive<u16>, ConfigError> {
-    let (a, b) = text
-        .split_once('-')
-        .ok_or_else(|| invalid("local-ports", "expected FIRST-LAST, e.g. 6420-6499"))?;
+    let (a, b) = text.split_once('-').ok_or_else(|| {
+        ConfigError::invalid("local-ports", "expected FIRST-LAST, e.g. 6420-6499")
+    })?;
     let first: u16 = a
         .trim()
         .parse()
-        .map_err(|_| invalid("local-ports", "bad first port"))?;
+        .map_err(|_| ConfigError::invalid("local-ports", "bad first port"))?;
     let last: u16 = b
         .trim()
         .parse()
-        .map_err(|_| invalid("local-ports", "bad last port"))?;
+        .map_err(|_| ConfigError::invalid("local-ports", "bad last port"))?;
     if first == 0 || first > last {
-        return Err(invalid("local-ports", "the range is empty"));
+        return Err(ConfigError::invalid("local-ports", "the range is empty"));
     }
     Ok(first..=last)
 }
@@ -208,26 +201,32 @@ impl Cli {
         for version in &self.app_version {
             bevygap_shared::protocol::GameRef::new(&self.app_name, version)
                 .validate()
-                .map_err(|e| invalid("app-version", e.to_string()))?;
+                .map_err(|e| ConfigError::invalid("app-version", e.to_string()))?;
         }
         if self.seats_per_server == 0 {
-            return Err(invalid("seats-per-server", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "seats-per-server",
+                "must be at least 1",
+            ));
         }
         if self.token_expire_secs == 0 || self.token_expire_secs > 3600 {
-            return Err(invalid("token-expire-secs", "must be 1 to 3600"));
+            return Err(ConfigError::invalid(
+                "token-expire-secs",
+                "must be 1 to 3600",
+            ));
         }
         if self.remote_port != 0
             && !self.remote_address.is_loopback()
             && !self.remote_allow_non_loopback
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "remote-address",
                 "the inspection endpoint has no authentication; pass --remote-allow-non-loopback to expose it",
             ));
         }
         self.nats.validate()?;
         if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "gameserver-nats-password",
                 "set --gameserver-nats-user too",
             ));
@@ -250,7 +249,7 @@ impl Cli {
                     .map(str::to_owned)
                     .collect();
                 if command.is_empty() {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "local-server-cmd",
                         "the local fleet needs the game server command",
                     ));

@@ -25,19 +25,12 @@ pub struct EdgegapApiArgs {
     pub edgegap_api_key_file: Option<PathBuf>,
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        flag,
-        reason: reason.into(),
-    }
-}
-
 impl EdgegapApiArgs {
     /// The API configuration; fails without a key or with an unusable URL.
     pub fn api_config(&self) -> Result<EdgegapApiConfig, ConfigError> {
         let key = match (&self.edgegap_api_key, &self.edgegap_api_key_file) {
             (Some(_), Some(_)) => {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "edgegap-api-key",
                     "set EDGEGAP_API_KEY or --edgegap-api-key-file, not both",
                 ));
@@ -46,7 +39,7 @@ impl EdgegapApiArgs {
             (None, Some(path)) => Secret::new(
                 std::fs::read_to_string(path)
                     .map_err(|e| {
-                        invalid(
+                        ConfigError::invalid(
                             "edgegap-api-key-file",
                             format!("cannot read {}: {e}", path.display()),
                         )
@@ -54,18 +47,18 @@ impl EdgegapApiArgs {
                     .trim(),
             ),
             (None, None) => {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "edgegap-api-key",
                     "missing: set EDGEGAP_API_KEY (the API token from Edgegap's dashboard)",
                 ));
             }
         };
         if key.expose().trim().is_empty() {
-            return Err(invalid("edgegap-api-key", "is empty"));
+            return Err(ConfigError::invalid("edgegap-api-key", "is empty"));
         }
         let url = self.edgegap_url.trim();
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "edgegap-url",
                 "expected an http(s) URL such as https://api.edgegap.com",
             ));
@@ -128,7 +121,10 @@ impl EdgegapFleetArgs {
         forwarded: &[(String, String)],
     ) -> Result<EdgegapFleetConfig, ConfigError> {
         if self.edgegap_ready_timeout_secs == 0 {
-            return Err(invalid("edgegap-ready-timeout-secs", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "edgegap-ready-timeout-secs",
+                "must be at least 1",
+            ));
         }
         let mut config = EdgegapFleetConfig::new(self.edgegap_app.as_deref().unwrap_or(app_name));
         config.mode = match self.edgegap_mode {

@@ -38,3 +38,13 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+impl ConfigError {
+    /// `--{flag}` has a value outside its domain.
+    pub fn invalid(flag: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            flag,
+            reason: reason.into(),
+        }
+    }
+}

@@ -174,17 +174,11 @@ fn the_env_templates_name_only_real_settings() {
         include_str!("../../assets/matchmaker.env.example"),
         include_str!("../../assets/edgegap.env.example"),
     ] {
-        let names: Vec<&str> = text
-            .lines()
-            .map(|l| l.trim_start_matches('#').trim())
-            .filter_map(|l| l.split_once('=').map(|(name, _)| name))
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-            .collect();
+        let names = bevygap_test_support::env_template_names(text);
         assert!(names.len() >= 5);
         for name in names {
             assert!(
-                (help.contains(&format!("env: {name}="))
-                    || help.contains(&format!("env: {name}]"))),
+                bevygap_test_support::help_names_env(&help, name),
                 "{name} is not a setting"
             );
         }

