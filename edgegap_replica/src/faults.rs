@@ -44,20 +44,34 @@ impl FromStr for Route {
     }
 }
 
+/// An injected answer: a status, and a raw body instead of the usual JSON message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    /// The HTTP status.
+    pub status: u16,
+    /// The raw body, if not `{"message": "injected …"}`.
+    pub body: Option<String>,
+}
+
 /// Injected answers, consumed one per call.
 #[derive(Debug, Default)]
 pub struct Faults {
-    queued: Mutex<HashMap<Route, VecDeque<u16>>>,
+    queued: Mutex<HashMap<Route, VecDeque<Injected>>>,
 }
 
 impl Faults {
     /// The next `count` calls of `route` answer `status`.
     pub fn inject(&self, route: Route, status: u16, count: usize) {
+        self.inject_answer(route, Injected { status, body: None }, count);
+    }
+
+    /// The next `count` calls of `route` answer `answer`.
+    pub fn inject_answer(&self, route: Route, answer: Injected, count: usize) {
         let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
         queued
             .entry(route)
             .or_default()
-            .extend(std::iter::repeat_n(status, count));
+            .extend(std::iter::repeat_n(answer, count));
     }
 
     /// Removes every injected answer.
@@ -69,7 +83,7 @@ impl Faults {
     }
 
     /// The injected answer for this call of `route`, if any.
-    pub fn take(&self, route: Route) -> Option<u16> {
+    pub fn take(&self, route: Route) -> Option<Injected> {
         self.queued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -139,7 +153,9 @@ mod tests {
         let faults = Faults::default();
         faults.inject(Route::Deploy, 429, 2);
         faults.inject(Route::Deploy, 503, 1);
-        let seen: Vec<_> = (0..4).map(|_| faults.take(Route::Deploy)).collect();
+        let seen: Vec<_> = (0..4)
+            .map(|_| faults.take(Route::Deploy).map(|i| i.status))
+            .collect();
         assert_eq!(seen, [Some(429), Some(429), Some(503), None]);
         assert_eq!("create_session".parse::<Route>(), Ok(Route::CreateSession));
     }

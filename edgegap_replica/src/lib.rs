@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use apps::{AppSpec, VersionSpec};
 pub use deployments::DeploymentView;
-pub use faults::Route;
+pub use faults::{Injected, Route};
 pub use launcher::Launcher;
 pub use state::CallRecord;
 
@@ -115,6 +115,19 @@ impl ReplicaHandle {
     /// The next `count` calls of `route` answer `status` (before any other checks but auth).
     pub fn inject(&self, route: Route, status: u16, count: usize) {
         self.state.faults.inject(route, status, count);
+    }
+
+    /// The next `count` calls of `route` answer `status` with `body` as it is (malformed,
+    /// truncated or oversized answers).
+    pub fn inject_body(&self, route: Route, status: u16, body: impl Into<String>, count: usize) {
+        self.state.faults.inject_answer(
+            route,
+            Injected {
+                status,
+                body: Some(body.into()),
+            },
+            count,
+        );
     }
 
     /// Removes every injected fault.

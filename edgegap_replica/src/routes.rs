@@ -59,8 +59,17 @@ fn serve(
             401,
             json!({"message": "Missing or invalid Authorization header: use `token <API key>`"}),
         )
-    } else if let Some(status) = state.faults.take(route) {
-        (status, json!({"message": format!("injected {status}")}))
+    } else if let Some(injected) = state.faults.take(route) {
+        let status = injected.status;
+        match injected.body {
+            Some(body) => {
+                state.record(route, uri.path().to_owned(), status);
+                let code =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return (code, body).into_response();
+            }
+            None => (status, json!({"message": format!("injected {status}")})),
+        }
     } else if state.enforce_rate_limits && !state.limits.admit(route, Instant::now()) {
         (429, json!({"message": "Too many requests"}))
     } else {

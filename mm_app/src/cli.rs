@@ -379,6 +379,8 @@ mod tests {
             "matchmaker",
             "--nats-password",
             "mm-secret",
+            "--lightyear-private-key",
+            "0707070707070707070707070707070707070707070707070707070707070707",
         ];
         args.extend_from_slice(extra);
         Cli::try_parse_from(args).unwrap()
@@ -407,5 +409,34 @@ mod tests {
         let inherited = child_env(&cli(&[]), &key);
         assert_eq!(get(&inherited, "NATS_HOST"), Some("10.0.0.5:4222"));
         assert_eq!(get(&inherited, "NATS_USER"), Some("matchmaker"));
+    }
+
+    #[test]
+    fn bad_edgegap_and_game_server_settings_are_named() {
+        let bad_url = cli(&[
+            "--fleet",
+            "edgegap",
+            "--dev",
+            "--edgegap-api-key",
+            "k",
+            "--edgegap-url",
+            "ftp://api.edgegap.com",
+        ]);
+        let error = bad_url.into_config().unwrap_err().to_string();
+        assert!(error.contains("--edgegap-url"), "{error}");
+
+        let no_key = cli(&["--fleet", "edgegap", "--dev", "--edgegap-api-key", " "]);
+        let error = no_key.into_config().unwrap_err().to_string();
+        assert!(error.contains("--edgegap-api-key"), "{error}");
+
+        let lone_password = cli(&[
+            "--dev",
+            "--fleet",
+            "static",
+            "--gameserver-nats-password",
+            "p",
+        ]);
+        let error = lone_password.into_config().unwrap_err().to_string();
+        assert!(error.contains("--gameserver-nats-user"), "{error}");
     }
 }

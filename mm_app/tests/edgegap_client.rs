@@ -381,3 +381,38 @@ async fn listing_deployments_follows_every_page() {
         [200, 200, 200, 200]
     );
 }
+
+#[tokio::test]
+async fn malformed_truncated_and_oversized_answers_are_typed_errors() {
+    let replica = replica(None).await;
+    let client = client_for(&replica, KEY);
+
+    replica.inject_body(Route::Status, 200, "<html>Bad gateway</html>", 1);
+    let error = client.deployment_status("abc123").await.unwrap_err();
+    assert!(matches!(error, EdgegapError::Unexpected(_)), "{error:?}");
+
+    replica.inject_body(Route::Deploy, 202, r#"{"message":"accepted"}"#, 1);
+    let error = client.deploy(&deploy_request("1")).await.unwrap_err();
+    assert!(
+        matches!(&error, EdgegapError::Unexpected(text) if text.contains("request_id")),
+        "{error:?}"
+    );
+
+    replica.inject_body(Route::App, 200, "x".repeat(5 * 1024 * 1024), 1);
+    let error = client.app(APP).await.unwrap_err();
+    assert!(
+        matches!(&error, EdgegapError::Unexpected(text) if text.contains("larger than")),
+        "{error:?}"
+    );
+
+    // An HTML error page is kept short in the error, and 5xx is still retried as such.
+    replica.inject_body(
+        Route::Version,
+        502,
+        format!("<html>{}</html>", "o".repeat(2000)),
+        3,
+    );
+    let error = client.app_version(APP, "1").await.unwrap_err();
+    assert!(matches!(error, EdgegapError::Server { status: 502, .. }));
+    assert!(error.to_string().len() < 500, "{error}");
+}

@@ -238,3 +238,30 @@ async fn a_storm_of_429_on_deploy_and_status_drops_no_allocation() {
     let rate_limited = s.replica.calls().iter().filter(|c| c.status == 429).count();
     assert_eq!(rate_limited, 80, "the whole storm was absorbed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_could_not_be_a_lease_key_fails_the_allocation_cleanly() {
+    let s = setup(Some(Duration::ZERO), false).await;
+    let fleet = fleet(&s, |_| {}).await;
+    s.replica
+        .inject_body(Route::Deploy, 202, r#"{"request_id":"a.b>c"}"#, 1);
+    let error = fleet.allocate(request(&["203.0.113.7"])).await.unwrap_err();
+    assert!(
+        error.to_string().contains("cannot be a lease key"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_queued_removal_is_dropped_and_the_queue_still_opens() {
+    let s = setup(Some(Duration::ZERO), false).await;
+    s.kv.put("deployment.garbage", "not a record".into())
+        .await
+        .unwrap();
+    let fleet = fleet(&s, |_| {}).await;
+    assert!(fleet.removals().pending().is_empty());
+    wait_until_async("the unreadable entry dropped", WAIT, || async {
+        queued_keys(&s.kv).await.is_empty().then_some(())
+    })
+    .await;
+}
