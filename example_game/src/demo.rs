@@ -228,10 +228,6 @@ impl DemoEnv {
             },
             ("LIGHTYEAR_PRIVATE_KEY".to_owned(), hex_key(&key)),
             ("LIGHTYEAR_PROTOCOL_ID".to_owned(), PROTOCOL_ID.to_string()),
-            (
-                "BEVYGAP_TOKEN_EXPIRE_SECS".to_owned(),
-                config.token_expire_secs.to_string(),
-            ),
             ("BEVYGAP_TRANSPORT".to_owned(), config.transport.clone()),
         ];
         if let Some(roles) = &roles {
@@ -274,6 +270,7 @@ impl DemoEnv {
                 allocation_timeout: Duration::from_secs(60),
                 expected_capacity: config.seats_per_server,
                 max_starting: 4,
+                scale_to_zero: true,
             },
             tokens: TokenConfig {
                 protocol_id: PROTOCOL_ID,
@@ -290,8 +287,10 @@ impl DemoEnv {
                 port: inspect_port,
             }),
             nats: nats.clone(),
+            kv_replicas: 1,
             fleet,
             idle_interval: Duration::from_millis(2),
+            shutdown_grace: Duration::from_secs(5),
             log_filter: None,
         };
         let matchmaker = spawn_matchmaker(mm_config)?;

@@ -44,9 +44,10 @@ pub struct ServerArgs {
     /// Seats when the fleet does not say.
     #[arg(long, default_value_t = 8)]
     pub capacity: u32,
-    /// Reservation TTL in seconds (the matchmaker's token expiry).
-    #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
-    pub token_expire_secs: u64,
+    /// Accepted for older launch scripts and ignored: each reservation carries its own expiry in
+    /// the seat ledger, and the matchmaker owns the buckets' settings.
+    #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", hide = true)]
+    pub token_expire_secs: Option<u64>,
     /// Seconds a peer may send packets without finishing the handshake before its link is dropped.
     #[arg(long, env = "BEVYGAP_UNCONNECTED_LINK_TTL_SECS", default_value_t = 30)]
     pub unconnected_link_ttl_secs: u64,
@@ -96,7 +97,6 @@ impl ServerArgs {
             protocol_id: self.lightyear_protocol_id,
             private_key: *key.expose(),
             heartbeat: Duration::from_secs(2),
-            reservation_ttl: Duration::from_secs(self.token_expire_secs),
             unconnected_link_ttl: Duration::from_secs(self.unconnected_link_ttl_secs.max(1)),
         })
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bevygap_example_game::GAME;
 use bevygap_example_game::demo::{NATS_AUTH_TEMPLATE, NatsRoles};
 use bevygap_shared::names::AppNames;
-use bevygap_shared::nats::{BucketSpec, NatsConnection, NatsSettings, connect, ensure_bucket};
+use bevygap_shared::nats::{
+    BucketSpec, NatsConnection, NatsSettings, connect, ensure_bucket, open_bucket,
+};
 use bevygap_shared::secret::Secret;
 use bevygap_test_support::{NatsServer, NatsServerOptions};
 
@@ -40,14 +42,31 @@ async fn a_game_server_keeps_its_lease_but_cannot_touch_the_fleet_or_other_apps(
     js.set_timeout(Duration::from_secs(1));
     let js = &js;
 
-    let leases = ensure_bucket(js, &BucketSpec::leases(&names))
-        .await
-        .unwrap();
+    // The matchmaker makes the buckets and owns their settings.
+    let matchmaker = login(&server, "matchmaker", &roles.matchmaker).await;
+    for spec in [
+        BucketSpec::leases(&names),
+        BucketSpec::seats(&names),
+        BucketSpec::connections(&names),
+    ] {
+        ensure_bucket(matchmaker.jetstream(), &spec).await.unwrap();
+    }
+    let leases = open_bucket(js, &names.leases_bucket()).await.unwrap();
     leases.put("dep-1", "{}".into()).await.unwrap();
-    let connections = ensure_bucket(js, &BucketSpec::connections(&names))
-        .await
-        .unwrap();
+    let connections = open_bucket(js, &names.connections_bucket()).await.unwrap();
     connections.put("dep-1.42", "{}".into()).await.unwrap();
+    let seats = open_bucket(js, &names.reservations_bucket()).await.unwrap();
+    seats.put("dep-1.0", "{}".into()).await.unwrap();
+    // Regression: servers re-created buckets with their own settings (last writer won).
+    assert!(
+        ensure_bucket(
+            js,
+            &BucketSpec::leases_with_ttl(&names, Duration::from_secs(99))
+        )
+        .await
+        .is_err(),
+        "game servers cannot change bucket settings"
+    );
 
     let fleet = ensure_bucket(js, &BucketSpec::fleet_removals(&names)).await;
     assert!(
@@ -63,7 +82,6 @@ async fn a_game_server_keeps_its_lease_but_cannot_touch_the_fleet_or_other_apps(
     );
 
     // The matchmaker creates the fleet bucket; a game server still cannot write to it.
-    let matchmaker = login(&server, "matchmaker", &roles.matchmaker).await;
     let removals = ensure_bucket(matchmaker.jetstream(), &BucketSpec::fleet_removals(&names))
         .await
         .unwrap();
@@ -86,6 +104,7 @@ async fn a_game_server_keeps_its_lease_but_cannot_touch_the_fleet_or_other_apps(
     );
     let log = server.log();
     for subject in [
+        "$JS.API.STREAM.UPDATE.KV_bevygap-demo_leases",
         "$JS.API.STREAM.UPDATE.KV_bevygap-demo_fleet_removals",
         "$JS.API.STREAM.UPDATE.KV_someone-elses-game_leases",
         "$KV.bevygap-demo_fleet_removals.deployment.abc",

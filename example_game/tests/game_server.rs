@@ -76,7 +76,6 @@ fn links_of_peers_that_never_connect_are_dropped() {
         protocol_id: bevygap_example_game::PROTOCOL_ID,
         private_key: [9; 32],
         heartbeat: Duration::from_secs(2),
-        reservation_ttl: Duration::from_secs(15),
         unconnected_link_ttl: Duration::from_secs(1),
     };
     let mut app = bevygap_example_game::server::server_app_without_log(config);

@@ -1,5 +1,5 @@
-//! A warm fleet for load tests and benchmarks: a real nats-server, the matchmaker (static fleet),
-//! and leases written as game servers would write them, with plenty of free seats.
+//! A warm fleet for load tests and benchmarks: a real nats-server, one or more matchmakers
+//! (static fleet) on it, and leases written as game servers would write them, with plenty of free seats.
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub const GAME: &str = "bevygap-demo";
 /// Its version.
 pub const VERSION: &str = "1";
 
-/// NATS, the matchmaker and warm leases.
+/// NATS, the matchmakers and warm leases.
 pub struct WarmFleet {
     /// The NATS server.
     pub nats_server: NatsServer,
@@ -32,61 +32,46 @@ pub struct WarmFleet {
     pub nats: NatsConnection,
     /// The buckets.
     pub stores: KvStores,
-    /// The matchmaker.
-    pub matchmaker: Option<MatchmakerHandle>,
-    /// The inspection port.
+    /// The matchmakers, all serving the same game on the same NATS.
+    pub matchmakers: Vec<MatchmakerHandle>,
+    /// The first matchmaker's inspection port.
     pub inspect_port: u16,
+    /// Every matchmaker's inspection port.
+    pub inspect_ports: Vec<u16>,
     /// Refreshes the leases, as the game servers' heartbeats would.
     heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl WarmFleet {
-    /// Starts everything with `servers` leases of `seats` seats each.
+    /// Starts everything with one matchmaker and `servers` leases of `seats` seats each.
     pub async fn start(servers: usize, seats: u32) -> anyhow::Result<Self> {
+        Self::start_many(1, servers, seats).await
+    }
+
+    /// Starts `matchmakers` matchmakers on one NATS, and `servers` leases of `seats` seats each.
+    pub async fn start_many(
+        matchmakers: usize,
+        servers: usize,
+        seats: u32,
+    ) -> anyhow::Result<Self> {
         let nats_server = NatsServer::start()?;
-        let inspect_port = free_tcp_port()?;
-        let config = MatchmakerConfig {
-            placement: PlacementConfig {
-                app_name: GAME.into(),
-                app_versions: vec![VERSION.into()],
-                reservation_ttl: Duration::from_secs(30),
-                ..PlacementConfig::default()
-            },
-            tokens: TokenConfig {
-                protocol_id: 1,
-                private_key: PrivateKey::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
-                expire_seconds: 30,
-                timeout_seconds: 5,
-            },
-            intake: IntakeConfig {
-                listen: ([127, 0, 0, 1], 0).into(),
-                limits: Limits {
-                    max_connections_per_ip: 100_000,
-                    max_connections: 100_000,
-                    // Load clients send back to back; real clients send one request each.
-                    messages_per_second: 1_000_000,
-                    ..Limits::default()
-                },
-                ..IntakeConfig::default()
-            },
-            inspect: Some(InspectConfig {
-                address: [127, 0, 0, 1].into(),
-                port: inspect_port,
-            }),
-            nats: NatsSettings::insecure(nats_server.address()),
-            fleet: FleetChoice::Static,
-            idle_interval: Duration::from_millis(2),
-            log_filter: None,
-        };
-        let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config)).await??;
+        let mut handles = Vec::new();
+        let mut inspect_ports = Vec::new();
+        for _ in 0..matchmakers.max(1) {
+            let inspect_port = free_tcp_port()?;
+            let config = matchmaker_config(&nats_server, inspect_port);
+            handles.push(tokio::task::spawn_blocking(move || spawn_matchmaker(config)).await??);
+            inspect_ports.push(inspect_port);
+        }
         let nats = connect(&NatsSettings::insecure(nats_server.address()), "warm-fleet").await?;
-        let stores = KvStores::open(&nats, &AppNames::new(GAME)?, Duration::from_secs(30)).await?;
+        let stores = KvStores::open(&nats, &AppNames::new(GAME)?, 1).await?;
         let mut fleet = Self {
             nats_server,
             nats,
             stores,
-            matchmaker: Some(matchmaker),
-            inspect_port,
+            inspect_port: inspect_ports[0],
+            matchmakers: handles,
+            inspect_ports,
             heartbeat: None,
         };
         let leases: Vec<DeploymentLease> = (0..servers)
@@ -109,23 +94,27 @@ impl WarmFleet {
                 }
             }
         }));
-        // Ready when a request gets a session.
-        let url = fleet.seed_url();
-        wait_until_async(
-            "the warm fleet to be placeable",
-            Duration::from_secs(20),
-            || {
-                let url = url.clone();
-                async move {
-                    let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
-                    let outcome =
-                        crate::seed_client::seed_request(&url, &request, Duration::from_secs(5))
-                            .await;
-                    matches!(outcome, crate::Outcome::Ready(_)).then_some(())
-                }
-            },
-        )
-        .await;
+        // Ready when a request gets a session from every matchmaker.
+        for url in fleet.matchmakers.iter().map(MatchmakerHandle::seed_url) {
+            wait_until_async(
+                "the warm fleet to be placeable",
+                Duration::from_secs(20),
+                || {
+                    let url = url.clone();
+                    async move {
+                        let request = format!(r#"{{"game":"{GAME}","version":"{VERSION}"}}"#);
+                        let outcome = crate::seed_client::seed_request(
+                            &url,
+                            &request,
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                        matches!(outcome, crate::Outcome::Ready(_)).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
         Ok(fleet)
     }
 
@@ -142,20 +131,22 @@ impl WarmFleet {
         Ok(())
     }
 
-    /// The seed JSON URL.
+    /// The seed JSON URLs of every matchmaker, comma-separated (load workers spread over them).
     pub fn seed_url(&self) -> String {
-        self.matchmaker
-            .as_ref()
-            .map(MatchmakerHandle::seed_url)
-            .unwrap_or_default()
+        self.urls(MatchmakerHandle::seed_url)
     }
 
-    /// The simplenet URL.
+    /// The simplenet URLs of every matchmaker, comma-separated.
     pub fn simplenet_url(&self) -> String {
-        self.matchmaker
-            .as_ref()
-            .map(MatchmakerHandle::simplenet_url)
-            .unwrap_or_default()
+        self.urls(MatchmakerHandle::simplenet_url)
+    }
+
+    fn urls(&self, url: fn(&MatchmakerHandle) -> String) -> String {
+        self.matchmakers
+            .iter()
+            .map(url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -164,9 +155,47 @@ impl Drop for WarmFleet {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
-        if let Some(mm) = self.matchmaker.take() {
-            std::thread::spawn(move || drop(mm)).join().ok();
-        }
+        let matchmakers = std::mem::take(&mut self.matchmakers);
+        std::thread::spawn(move || drop(matchmakers)).join().ok();
+    }
+}
+
+/// A matchmaker of the warm fleet: static fleet, limits raised for load clients.
+fn matchmaker_config(nats_server: &NatsServer, inspect_port: u16) -> MatchmakerConfig {
+    MatchmakerConfig {
+        placement: PlacementConfig {
+            app_name: GAME.into(),
+            app_versions: vec![VERSION.into()],
+            reservation_ttl: Duration::from_secs(30),
+            ..PlacementConfig::default()
+        },
+        tokens: TokenConfig {
+            protocol_id: 1,
+            private_key: PrivateKey::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
+            expire_seconds: 30,
+            timeout_seconds: 5,
+        },
+        intake: IntakeConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            limits: Limits {
+                max_connections_per_ip: 100_000,
+                max_connections: 100_000,
+                // Load clients send back to back; real clients send one request each.
+                messages_per_second: 1_000_000,
+                ..Limits::default()
+            },
+            ..IntakeConfig::default()
+        },
+        inspect: Some(InspectConfig {
+            address: [127, 0, 0, 1].into(),
+            port: inspect_port,
+        }),
+        nats: NatsSettings::insecure(nats_server.address()),
+        kv_replicas: 1,
+        fleet: FleetChoice::Static,
+        idle_interval: Duration::from_millis(2),
+        shutdown_grace: Duration::from_secs(5),
+        log_filter: None,
     }
 }
 

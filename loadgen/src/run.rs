@@ -24,7 +24,8 @@ pub enum Protocol {
 /// A bounded load.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadConfig {
-    /// The endpoint URL.
+    /// The endpoint URL, or several separated by commas (workers spread over them: several
+    /// matchmakers of one game).
     pub url: String,
     /// The protocol.
     pub protocol: Protocol,
@@ -61,10 +62,19 @@ fn is_loopback(url: &str) -> bool {
 
 /// Runs the load and reports. Refuses non-loopback targets unless `allow_remote`.
 pub async fn run_load(config: LoadConfig) -> anyhow::Result<Report> {
-    if !config.allow_remote && !is_loopback(&config.url) {
+    let urls: Vec<String> = config
+        .url
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    anyhow::ensure!(!urls.is_empty(), "--url is empty");
+    if let Some(remote) = urls
+        .iter()
+        .find(|u| !config.allow_remote && !is_loopback(u))
+    {
         anyhow::bail!(
-            "{} is not a loopback address; pass --allow-remote to load a remote matchmaker",
-            config.url
+            "{remote} is not a loopback address; pass --allow-remote to load a remote matchmaker"
         );
     }
     anyhow::ensure!(config.clients > 0, "--clients must be at least 1");
@@ -115,6 +125,7 @@ pub async fn run_load(config: LoadConfig) -> anyhow::Result<Report> {
         let outcomes = outcomes.clone();
         let permits = permits.clone();
         let paced = config.rate.is_some();
+        let url = urls[index % urls.len()].clone();
         workers.push(tokio::spawn(async move {
             if !paced {
                 let delay = config.ramp_up.mul_f64(index as f64 / config.clients as f64);
@@ -134,13 +145,11 @@ pub async fn run_load(config: LoadConfig) -> anyhow::Result<Report> {
                     return;
                 }
                 let outcome = match config.protocol {
-                    Protocol::Seed => {
-                        seed_request(&config.url, &request, config.request_timeout).await
-                    }
+                    Protocol::Seed => seed_request(&url, &request, config.request_timeout).await,
                     Protocol::Simplenet => {
                         if simplenet.is_none() {
                             match SimplenetWorker::connect(
-                                &config.url,
+                                &url,
                                 game.clone(),
                                 config.request_timeout,
                             )

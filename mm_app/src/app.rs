@@ -59,10 +59,15 @@ pub struct MatchmakerConfig {
     pub inspect: Option<InspectConfig>,
     /// NATS connection.
     pub nats: NatsSettings,
+    /// Copies of each KV entry: 1 on a single NATS server, 3 in a three-node cluster (the
+    /// matchmaker owns the buckets' settings).
+    pub kv_replicas: usize,
     /// The fleet backend.
     pub fleet: FleetChoice,
     /// Longest sleep between updates when nothing arrives.
     pub idle_interval: Duration,
+    /// How long a graceful stop may take (see [`crate::shutdown`]).
+    pub shutdown_grace: Duration,
     /// Log filter (`RUST_LOG` syntax); `None` leaves logging to the caller.
     pub log_filter: Option<String>,
 }
@@ -91,11 +96,7 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         .map_err(|e| ConfigError::invalid("app-name", e.to_string()))?;
     install_crypto_provider();
     let nats = handle.block_on(connect(&config.nats, "bevygap-matchmaker"))?;
-    let stores = handle.block_on(KvStores::open(
-        &nats,
-        &names,
-        config.placement.reservation_ttl,
-    ))?;
+    let stores = handle.block_on(KvStores::open(&nats, &names, config.kv_replicas))?;
 
     let backend: Arc<dyn FleetBackend> = match &config.fleet {
         FleetChoice::Local(local) => Arc::new(LocalFleet::new(local.clone())?),
@@ -114,8 +115,10 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         config.placement.app_versions,
         backend.name()
     );
+    let mut placement = config.placement.clone();
+    placement.scale_to_zero &= backend.stops_servers();
     app.add_plugins(MatchmakerCorePlugin {
-        placement: config.placement.clone(),
+        placement,
         tokens: config.tokens.clone(),
     })
     .add_plugins(FleetDriverPlugin { backend })
@@ -130,7 +133,10 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         });
     }
     app.init_resource::<ShutdownFlag>();
-    app.set_runner(event_driven_runner(config.idle_interval));
+    app.set_runner(event_driven_runner(
+        config.idle_interval,
+        config.shutdown_grace,
+    ));
     Ok(app)
 }
 

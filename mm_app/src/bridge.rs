@@ -14,6 +14,7 @@ use bevy::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::core_plugin::CoreSystems;
+use crate::shutdown::ShuttingDown;
 
 /// Wakes the runner when something arrives. Cheap to clone.
 #[derive(Resource, Debug, Clone, Default)]
@@ -129,8 +130,12 @@ impl ShutdownFlag {
 
 /// A runner that updates the app whenever an inbox receives something, and at least every
 /// `idle_interval` (timers and endpoints that cannot wake the app, such as the simplenet server,
-/// are polled that often). Exits on `AppExit` or a [`ShutdownFlag`] request.
-pub fn event_driven_runner(idle_interval: Duration) -> impl FnOnce(App) -> AppExit {
+/// are polled that often). Exits on `AppExit`, or after a [`ShutdownFlag`] request once drained
+/// (see [`crate::shutdown`]) or `grace` has passed.
+pub fn event_driven_runner(
+    idle_interval: Duration,
+    grace: Duration,
+) -> impl FnOnce(App) -> AppExit {
     move |mut app: App| {
         let wake = app
             .world_mut()
@@ -153,7 +158,25 @@ pub fn event_driven_runner(idle_interval: Duration) -> impl FnOnce(App) -> AppEx
                 return exit;
             }
             if shutdown.is_requested() {
-                return AppExit::Success;
+                let world = app.world_mut();
+                match world.get_resource::<ShuttingDown>().copied() {
+                    None => {
+                        world.insert_resource(ShuttingDown {
+                            deadline: std::time::Instant::now() + grace,
+                        });
+                        continue; // one more update fails what waits
+                    }
+                    Some(draining) => {
+                        if crate::shutdown::drained(world) {
+                            info!("drained: every request answered; exiting");
+                            return AppExit::Success;
+                        }
+                        if std::time::Instant::now() >= draining.deadline {
+                            warn!("grace period over with requests unanswered; exiting anyway");
+                            return AppExit::Success;
+                        }
+                    }
+                }
             }
             wake.wait(idle_interval);
         }

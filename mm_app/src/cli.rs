@@ -149,6 +149,16 @@ pub struct Cli {
     #[arg(long, env = "RUST_LOG", default_value = "info,bevygap_matchmaker=info")]
     pub log: String,
 
+    /// Longest graceful stop on SIGTERM/SIGINT, in seconds: waiting clients are told to retry,
+    /// seat writes in flight finish, then the process exits.
+    #[arg(long, env = "BEVYGAP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Copies of each KV entry: 1 on a single NATS server, 3 on a three-node JetStream cluster
+    /// (the buckets then survive a node down). The matchmaker sets the buckets' settings.
+    #[arg(long, env = "BEVYGAP_KV_REPLICAS", default_value_t = 1)]
+    pub kv_replicas: usize,
+
     /// NATS connection settings.
     #[command(flatten)]
     pub nats: NatsSettings,
@@ -207,6 +217,12 @@ impl Cli {
             return Err(ConfigError::invalid(
                 "seats-per-server",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=5).contains(&self.kv_replicas) {
+            return Err(ConfigError::invalid(
+                "kv-replicas",
+                "must be 1 to 5 (JetStream's limit); 3 for a three-node cluster",
             ));
         }
         if self.token_expire_secs == 0 || self.token_expire_secs > 3600 {
@@ -275,6 +291,7 @@ impl Cli {
                 allocation_timeout: Duration::from_secs(self.allocation_timeout_secs.max(1)),
                 expected_capacity: self.seats_per_server,
                 max_starting: self.max_starting.max(1),
+                scale_to_zero: true,
             },
             tokens: TokenConfig {
                 protocol_id: self.lightyear_protocol_id,
@@ -299,8 +316,10 @@ impl Cli {
                 port: self.remote_port,
             }),
             nats: self.nats.clone(),
+            kv_replicas: self.kv_replicas,
             fleet,
             idle_interval: Duration::from_millis(self.idle_tick_ms.clamp(1, 1000)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.clamp(1, 600)),
             log_filter: Some(self.log.clone()),
         })
     }

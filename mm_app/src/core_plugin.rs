@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-use crate::deadlines::{Deadlines, track_reservation, track_ticket};
+use crate::deadlines::{Deadlines, track_ticket};
 use bevygap_shared::protocol::GameRef;
 
 use crate::deployment::{DeploymentId, DeploymentIndex, DeploymentInfo, DeploymentState, Seats};
-use crate::reservation::{ReservationState, SeatReservation};
-use crate::systems::{apply, lifecycle, placement};
+use crate::seats::{LedgerReadiness, LedgerStats, SeatReservation, ledger_ready};
 use crate::ticket::{Ticket, TicketIndex, TicketState};
 use crate::tokens::{TokenConfig, TokenMinter};
+use crate::{fleet_scaling, leases, placement, seats, ticket};
 
 /// The core's rules, as numbers.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct PlacementConfig {
     pub expected_capacity: u32,
     /// At most this many deployments starting at once.
     pub max_starting: usize,
+    /// Whether empty deployments are stopped (false for fleets that never stop servers, such
+    /// as the static fleet: theirs stay ready for the next player).
+    pub scale_to_zero: bool,
 }
 
 impl Default for PlacementConfig {
@@ -49,6 +52,7 @@ impl Default for PlacementConfig {
             allocation_timeout: Duration::from_secs(120),
             expected_capacity: 8,
             max_starting: 4,
+            scale_to_zero: true,
         }
     }
 }
@@ -68,16 +72,18 @@ pub struct Placement(pub PlacementConfig);
 #[derive(Resource, Debug, Default)]
 pub struct PlacementDirty(pub bool);
 
-/// The core's system sets, chained in this order in `Update`.
+/// The core's system sets, chained in this order in `Update`. `Place` and `Expire` wait until
+/// the KV mirrors are complete ([`LedgerReadiness`]): a restarted matchmaker sells nothing
+/// before it has seen every seat sold before.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoreSystems {
     /// Endpoints and bridges turn what arrived into inbound messages.
     Receive,
-    /// Inbound messages update tickets, deployments and reservations.
+    /// Inbound messages update tickets, deployments and the seat mirror.
     Apply,
     /// Waiting tickets are placed on free seats or wait for new deployments.
     Place,
-    /// Timeouts: tickets, reservations, empty and never-ready deployments.
+    /// Timeouts: tickets, empty and never-ready deployments.
     Expire,
     /// Effect plugins act on outbound messages and answer clients.
     Effects,
@@ -100,11 +106,10 @@ impl Plugin for MatchmakerCorePlugin {
             .init_resource::<TicketIndex>()
             .init_resource::<DeploymentIndex>()
             .init_resource::<PlacementDirty>()
-            .init_resource::<crate::systems::placement::ReservationIndex>()
+            .init_resource::<LedgerReadiness>()
+            .init_resource::<LedgerStats>()
             .init_resource::<Deadlines<Ticket>>()
-            .init_resource::<Deadlines<SeatReservation>>()
             .add_observer(track_ticket)
-            .add_observer(track_reservation)
             .register_type::<Ticket>()
             .register_type::<TicketState>()
             .register_type::<DeploymentId>()
@@ -112,14 +117,15 @@ impl Plugin for MatchmakerCorePlugin {
             .register_type::<DeploymentInfo>()
             .register_type::<Seats>()
             .register_type::<SeatReservation>()
-            .register_type::<ReservationState>()
+            .register_type::<LedgerReadiness>()
+            .register_type::<LedgerStats>()
             .register_type::<Name>()
             .configure_sets(
                 Update,
                 (
                     CoreSystems::Receive,
                     CoreSystems::Apply,
-                    CoreSystems::Place,
+                    CoreSystems::Place.run_if(ledger_ready),
                     CoreSystems::Expire,
                     CoreSystems::Effects,
                 )
@@ -129,23 +135,26 @@ impl Plugin for MatchmakerCorePlugin {
                 Update,
                 (
                     (
-                        apply::spawn_tickets,
-                        apply::cancel_tickets,
-                        apply::apply_leases,
-                        apply::apply_connections,
-                        apply::apply_allocations,
-                        apply::apply_ended_deployments,
-                        apply::apply_stored_reservations,
+                        ticket::spawn_tickets,
+                        ticket::cancel_tickets,
+                        seats::apply_ledger_sync,
+                        leases::apply_leases,
+                        seats::apply_seat_changes,
+                        fleet_scaling::apply_allocations,
+                        fleet_scaling::apply_ended_deployments,
+                        seats::apply_stored_reservations,
+                        seats::apply_closed_deployments,
+                        fleet_scaling::apply_stop_failures,
+                        crate::shutdown::drain_waiting_tickets,
                     )
                         .chain()
                         .in_set(CoreSystems::Apply),
-                    (placement::place_tickets, placement::request_deployments)
+                    (placement::place_tickets, fleet_scaling::request_deployments)
                         .chain()
                         .in_set(CoreSystems::Place),
                     (
-                        lifecycle::expire_tickets,
-                        lifecycle::expire_reservations,
-                        lifecycle::stop_idle_deployments,
+                        ticket::expire_tickets,
+                        fleet_scaling::stop_idle_deployments.run_if(ledger_ready),
                     )
                         .chain()
                         .in_set(CoreSystems::Expire),

@@ -1,8 +1,8 @@
 //! Entities due at given times, earliest first.
 //!
-//! Expiry systems pop what is due instead of scanning every ticket or reservation each frame: the
-//! event-driven runner updates the app once per burst of requests, and a scan of the 60,000
-//! reservations a busy minute leaves behind would cost every one of those frames.
+//! Expiry systems pop what is due instead of scanning every ticket each frame: the event-driven
+//! runner updates the app once per burst of requests, and a scan of thousands of waiting tickets
+//! would cost every one of those frames. (Reserved seats expire in the ledger itself.)
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-use crate::reservation::SeatReservation;
 use crate::ticket::Ticket;
 
 /// Deadlines of entities holding a `T`; entries of despawned or changed entities are skipped by
@@ -64,17 +63,6 @@ pub fn track_ticket(
 ) {
     if let Ok(ticket) = tickets.get(trigger.event_target()) {
         deadlines.push(ticket.deadline, trigger.event_target());
-    }
-}
-
-/// Files each new reservation under its expiry.
-pub fn track_reservation(
-    trigger: On<Add, SeatReservation>,
-    reservations: Query<&SeatReservation>,
-    mut deadlines: ResMut<Deadlines<SeatReservation>>,
-) {
-    if let Ok(held) = reservations.get(trigger.event_target()) {
-        deadlines.push(held.expires_at, trigger.event_target());
     }
 }
 

@@ -7,16 +7,19 @@ use bevy::prelude::*;
 
 use crate::bridge::{Inbox, add_inbox};
 use crate::core_plugin::CoreSystems;
+use crate::fleet::FleetError;
 use crate::fleet::{EndedReporter, FleetBackend};
-use crate::messages::{AllocateDeployment, AllocationFinished, DeploymentEnded, StopDeployment};
+use crate::messages::{
+    AllocateDeployment, AllocationFinished, DeploymentEnded, StopDeployment, StopFailed,
+};
 use crate::runtime::AsyncRuntime;
 
 /// The fleet backend in use.
 #[derive(Resource, Clone)]
 pub struct Fleet(pub Arc<dyn FleetBackend>);
 
-/// How often a failed stop is retried before giving up (the deployment's lease TTL and the
-/// empty-server rule will ask again).
+/// How often a failed stop is retried before giving up (the deployment then serves players
+/// again, and the empty-server rule will ask again).
 const STOP_ATTEMPTS: u32 = 5;
 
 /// Connects a [`FleetBackend`] to the core: allocations and stops run on tokio.
@@ -29,6 +32,7 @@ impl Plugin for FleetDriverPlugin {
     fn build(&self, app: &mut App) {
         add_inbox::<AllocationFinished>(app);
         add_inbox::<DeploymentEnded>(app);
+        add_inbox::<StopFailed>(app);
         let sender = app.world().resource::<Inbox<DeploymentEnded>>().sender();
         let runtime = app.world().resource::<AsyncRuntime>().0.clone();
         self.backend
@@ -53,6 +57,7 @@ pub fn drive_fleet(
     fleet: Res<Fleet>,
     runtime: Res<AsyncRuntime>,
     inbox: Res<Inbox<AllocationFinished>>,
+    failed: Res<Inbox<StopFailed>>,
     mut allocate: MessageReader<AllocateDeployment>,
     mut stop: MessageReader<StopDeployment>,
 ) {
@@ -77,22 +82,39 @@ pub fn drive_fleet(
         let backend = fleet.0.clone();
         let deployment_id = deployment_id.clone();
         let reason = *reason;
+        let failed = failed.sender();
         runtime.0.spawn(async move {
+            let mut last = String::new();
             for attempt in 1..=STOP_ATTEMPTS {
                 match backend.stop(deployment_id.clone()).await {
                     Ok(()) => {
                         info!("{} fleet stopped `{deployment_id}` ({reason})", backend.name());
                         return;
                     }
+                    Err(error @ FleetError::UnknownDeployment(_)) => {
+                        warn!(
+                            "{} fleet cannot stop `{deployment_id}`: {error} (another matchmaker or an earlier run started it)",
+                            backend.name()
+                        );
+                        last = error.to_string();
+                        break;
+                    }
                     Err(error) => {
                         warn!(
                             "{} fleet could not stop `{deployment_id}` (attempt {attempt}/{STOP_ATTEMPTS}): {error}",
                             backend.name()
                         );
+                        last = error.to_string();
                         tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     }
                 }
             }
+            failed
+                .send(StopFailed {
+                    deployment_id,
+                    reason: last,
+                })
+                .await;
         });
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
 use crate::fleet_driver::Fleet;
-use crate::reservation::{ReservationState, SeatReservation};
+use crate::seats::{LedgerReadiness, LedgerStats, SeatReservation};
 use crate::ticket::TicketState;
 
 /// The name of the summary method.
@@ -56,7 +56,9 @@ impl Plugin for InspectPlugin {
 #[derive(SystemParam)]
 pub struct SummaryParams<'w, 's> {
     tickets: Query<'w, 's, &'static TicketState>,
-    reservations: Query<'w, 's, (&'static SeatReservation, &'static ReservationState)>,
+    taking: Query<'w, 's, &'static SeatReservation>,
+    readiness: Res<'w, LedgerReadiness>,
+    stats: Res<'w, LedgerStats>,
     deployments: Query<
         'w,
         's,
@@ -82,18 +84,14 @@ impl SummaryParams<'_, '_> {
                 TicketState::Placed { .. } => placed += 1,
             }
         }
-        let (mut storing, mut issued) = (0, 0);
-        for (_, state) in &self.reservations {
-            match state {
-                ReservationState::Storing { .. } => storing += 1,
-                ReservationState::Issued => issued += 1,
-            }
-        }
+        let storing = self.taking.iter().count();
+        let mut issued = 0;
         let list: Vec<Value> = self
             .deployments
             .iter()
             .map(|(id, state, seats, info)| {
                 let reported = info.map_or(0, |i| i.reported_players);
+                issued += seats.reserved;
                 json!({
                     "id": id.0,
                     "state": format!("{state:?}").split_whitespace().next().unwrap_or_default(),
@@ -101,8 +99,9 @@ impl SummaryParams<'_, '_> {
                     "address": info.map(|i| i.public_addr.to_string()),
                     "region": info.and_then(|i| i.region.clone()),
                     "capacity": seats.capacity,
-                    "connected": seats.connected.len(),
-                    "reserved": seats.reserved.len(),
+                    "connected": seats.connected,
+                    "reserved": seats.reserved,
+                    "closing": seats.closing,
                     "free": seats.free(reported),
                 })
             })
@@ -111,6 +110,12 @@ impl SummaryParams<'_, '_> {
             "tickets": { "queued": queued, "allocating": allocating, "placed": placed },
             "reservations": { "storing": storing, "issued": issued },
             "deployments": list,
+            "ledger": {
+                "ready": self.readiness.ready(),
+                "seats_taken": self.stats.taken,
+                "conflicts": self.stats.conflicts,
+                "failed_writes": self.stats.failed,
+            },
         });
         if let Some(fleet) = &self.fleet {
             summary["fleet"] = json!({

@@ -4,7 +4,10 @@
 //! servers), and reservations (issued connect tokens) are entities; systems place tickets on free
 //! seats, ask the fleet for servers, mint lightyear connect tokens, and scale empty servers down.
 //!
-//! - [`core_plugin`]: the lifecycle rules, with no I/O ([`MatchmakerCorePlugin`]).
+//! - [`core_plugin`]: the rules, with no I/O ([`MatchmakerCorePlugin`]), by capability:
+//!   [`ticket`] (requests, cancels, timeouts), [`placement`] (tickets onto free seats),
+//!   [`seats`] (the seat ledger mirror and its compare-and-set outcomes), [`leases`]
+//!   (deployments known from KV) and [`fleet_scaling`] (servers up, and down to zero).
 //! - [`fleet`]: where game servers come from (local processes, a static list), driven by
 //!   [`fleet_driver`].
 //! - [`intake`]: the websocket endpoints (`/ws` simplenet, `/matchmaker/ws` seed JSON).
@@ -26,14 +29,17 @@ pub mod edgegap_args;
 pub mod error;
 pub mod fleet;
 pub mod fleet_driver;
+pub mod fleet_scaling;
 pub mod inspect;
 pub mod intake;
 pub mod kv_bridge;
+pub mod leases;
 pub mod messages;
-pub mod reservation;
+pub mod placement;
 pub mod runtime;
+pub mod seats;
+pub mod shutdown;
 pub mod status_page;
-pub mod systems;
 pub mod ticket;
 pub mod tokens;
 

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use bevygap_matchmaker::app::build_app;
+use bevygap_matchmaker::bridge::{ShutdownFlag, Wake};
 use bevygap_matchmaker::cli::Cli;
+use bevygap_matchmaker::runtime::AsyncRuntime;
+use bevygap_matchmaker::shutdown::stop_on_signals;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -17,6 +20,14 @@ fn main() -> ExitCode {
     };
     match build_app(config) {
         Ok(mut app) => {
+            let world = app.world_mut();
+            let flag = world
+                .get_resource_or_insert_with(ShutdownFlag::default)
+                .clone();
+            let wake = world.get_resource_or_insert_with(Wake::default).clone();
+            let runtime = world.resource::<AsyncRuntime>().0.clone();
+            let _guard = runtime.enter();
+            stop_on_signals(flag, wake);
             app.run();
             ExitCode::SUCCESS
         }

@@ -15,7 +15,7 @@ use support::core_harness::lease;
 async fn summary_and_world_query_show_deployments_and_seats() {
     let h = AppHarness::start().await;
     h.put_lease(&lease("dep-a", 4, 6420)).await;
-    h.open_connection("dep-a", 11).await;
+    h.open_connection("dep-a", 0, 11).await;
     let summary = wait_until_async(
         "the summary to show dep-a with one player",
         WAIT,

@@ -25,14 +25,14 @@ fn deployment<'a>(summary: &'a Value, id: &str) -> Option<&'a Value> {
 async fn connections_move_seats_and_deleted_leases_remove_deployments() {
     let h = AppHarness::start().await;
     h.put_lease(&lease("dep-a", 4, 6420)).await;
-    h.open_connection("dep-a", 1).await;
-    h.open_connection("dep-a", 2).await;
+    h.open_connection("dep-a", 0, 1).await;
+    h.open_connection("dep-a", 1, 2).await;
     wait_until_async("two players on dep-a", WAIT, || async {
         let s = summary(&h).await;
         (deployment(&s, "dep-a")?["connected"] == 2).then_some(())
     })
     .await;
-    h.close_connection("dep-a", 1).await;
+    h.close_connection("dep-a", 0).await;
     wait_until_async("one player on dep-a", WAIT, || async {
         let s = summary(&h).await;
         (deployment(&s, "dep-a")?["free"] == 3).then_some(())
@@ -51,7 +51,7 @@ async fn connections_move_seats_and_deleted_leases_remove_deployments() {
 async fn a_nats_restart_mid_flow_is_survived() {
     let mut h = AppHarness::start().await;
     h.put_lease(&lease("dep-a", 4, 6420)).await;
-    h.open_connection("dep-a", 1).await;
+    h.open_connection("dep-a", 0, 1).await;
     wait_until_async("dep-a with a player", WAIT, || async {
         (deployment(&summary(&h).await, "dep-a")?["connected"] == 1).then_some(())
     })
@@ -80,7 +80,7 @@ async fn a_nats_restart_mid_flow_is_survived() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    h.close_connection("dep-a", 1).await;
+    h.close_connection("dep-a", 0).await;
     h.stores.leases.delete("dep-a").await.unwrap();
 
     wait_until_async(

@@ -35,7 +35,7 @@ async fn the_status_page_shows_servers_and_seats_without_addresses() {
     );
 
     h.put_lease(&lease_in("dep-eu", 4, "Frankfurt")).await;
-    h.open_connection("dep-eu", 9).await;
+    h.open_connection("dep-eu", 0, 9).await;
     let status: Value = wait_until_async("the server with one player", WAIT, || async {
         let status: Value = get(format!("{base}/status.json")).await.json().await.ok()?;
         let deployment = status["deployments"].as_array()?.first()?.clone();

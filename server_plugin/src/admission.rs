@@ -1,8 +1,10 @@
 //! Who may connect: a client id with a live, unused reservation for this deployment.
 //!
 //! lightyear's connection-request handler is synchronous, so admission works from memory: the
-//! reservations for this deployment arrive through a KV watch, and every admitted client id is
-//! remembered until its reservation would have expired, so a token is good for one connection.
+//! reserved seats of this deployment arrive through a KV watch of the seat ledger, and every
+//! admitted client id is remembered until its reservation would have expired, so a token is good
+//! for one connection. An admitted client then takes its seat in the ledger (reserved →
+//! connected, by compare-and-set on the revision admitted here).
 
 use std::collections::HashMap;
 
@@ -44,13 +46,27 @@ pub struct Admitted {
     pub client_id: u64,
     /// The reservation consumed.
     pub reservation_id: String,
+    /// The seat it holds.
+    pub seat: u32,
+    /// The seat key's revision when admitted (the client's seat write expects it).
+    pub revision: u64,
+}
+
+/// A reserved seat known to admission.
+#[derive(Debug, Clone)]
+struct Reserved {
+    reservation: Reservation,
+    seat: u32,
+    revision: u64,
 }
 
 /// The admission table of one deployment.
 #[derive(Debug, Clone)]
 pub struct Admission {
     deployment_id: String,
-    reservations: HashMap<u64, Reservation>,
+    reservations: HashMap<u64, Reserved>,
+    /// Which client holds each reserved seat (to forget it when the seat changes).
+    seats: HashMap<u32, u64>,
     /// Client ids admitted, with the time after which their reservation can no longer be replayed.
     used: HashMap<u64, UnixMillis>,
 }
@@ -61,20 +77,39 @@ impl Admission {
         Self {
             deployment_id: deployment_id.into(),
             reservations: HashMap::new(),
+            seats: HashMap::new(),
             used: HashMap::new(),
         }
     }
 
-    /// Records a reservation seen in KV (ignores those for other deployments).
-    pub fn reservation_added(&mut self, reservation: Reservation) {
-        if reservation.deployment_id == self.deployment_id {
-            self.reservations.insert(reservation.client_id, reservation);
+    /// Records a seat reserved in the ledger at `revision` (ignores other deployments').
+    pub fn reservation_added(&mut self, seat: u32, revision: u64, reservation: Reservation) {
+        if reservation.deployment_id != self.deployment_id {
+            return;
         }
+        self.seat_changed(seat);
+        self.seats.insert(seat, reservation.client_id);
+        self.reservations.insert(
+            reservation.client_id,
+            Reserved {
+                reservation,
+                seat,
+                revision,
+            },
+        );
     }
 
-    /// Forgets a reservation removed from KV (consumed, or lapsed).
-    pub fn reservation_removed(&mut self, client_id: u64) {
-        self.reservations.remove(&client_id);
+    /// Forgets the reservation on `seat`: the seat was freed, lapsed, or now holds something
+    /// else (a connected client, a stop).
+    pub fn seat_changed(&mut self, seat: u32) {
+        if let Some(client_id) = self.seats.remove(&seat)
+            && self
+                .reservations
+                .get(&client_id)
+                .is_some_and(|r| r.seat == seat)
+        {
+            self.reservations.remove(&client_id);
+        }
     }
 
     /// Reservations known and not yet used.
@@ -93,7 +128,7 @@ impl Admission {
             .reservations
             .get(&client_id)
             .ok_or(AdmissionDenied::NoReservation(client_id))?;
-        if reservation.is_expired(now) {
+        if reservation.reservation.is_expired(now) {
             return Err(AdmissionDenied::Expired(client_id));
         }
         Ok(())
@@ -116,23 +151,27 @@ impl Admission {
             });
         }
         self.check(client_id, now)?;
-        let matches = self
-            .reservations
-            .get(&client_id)
-            .is_some_and(|r| user_data.is_none_or(|d| d.reservation_id == r.reservation_id));
+        let matches = self.reservations.get(&client_id).is_some_and(|r| {
+            user_data.is_none_or(|d| d.reservation_id == r.reservation.reservation_id)
+        });
         if !matches {
             return Err(AdmissionDenied::Mismatch(client_id));
         }
-        let reservation = self
+        let reserved = self
             .reservations
             .remove(&client_id)
             .ok_or(AdmissionDenied::NoReservation(client_id))?;
+        self.seats.remove(&reserved.seat);
         // Remember the id past the reservation's expiry: the token itself dies then too.
-        self.used
-            .insert(client_id, reservation.expires_at_ms.saturating_add(60_000));
+        self.used.insert(
+            client_id,
+            reserved.reservation.expires_at_ms.saturating_add(60_000),
+        );
         Ok(Admitted {
             client_id,
-            reservation_id: reservation.reservation_id,
+            reservation_id: reserved.reservation.reservation_id,
+            seat: reserved.seat,
+            revision: reserved.revision,
         })
     }
 }
@@ -140,6 +179,19 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seat_reserved_again_for_another_client_drops_the_first() {
+        let mut table = Admission::new("dep-a");
+        table.reservation_added(2, 5, reservation(9, "dep-a"));
+        table.reservation_added(2, 8, reservation(10, "dep-a"));
+        assert_eq!(table.pending(), 1);
+        assert_eq!(
+            table.admit(9, None, 2_000),
+            Err(AdmissionDenied::NoReservation(9))
+        );
+        assert_eq!(table.admit(10, None, 2_000).map(|a| a.revision), Ok(8));
+    }
 
     fn reservation(client_id: u64, deployment: &str) -> Reservation {
         Reservation {
@@ -162,15 +214,16 @@ mod tests {
     #[test]
     fn a_live_reservation_admits_once() {
         let mut table = Admission::new("dep-a");
-        table.reservation_added(reservation(7, "dep-a"));
+        table.reservation_added(3, 11, reservation(7, "dep-a"));
         let admitted = table.admit(7, Some(&data(7, "dep-a")), 2_000).unwrap();
         assert_eq!(admitted.reservation_id, "r-7");
+        assert_eq!((admitted.seat, admitted.revision), (3, 11));
         assert_eq!(
             table.admit(7, Some(&data(7, "dep-a")), 2_001),
             Err(AdmissionDenied::AlreadyUsed(7))
         );
         // Even if the reservation reappears in KV (replayed watch), the id stays used.
-        table.reservation_added(reservation(7, "dep-a"));
+        table.reservation_added(3, 11, reservation(7, "dep-a"));
         assert_eq!(
             table.admit(7, None, 2_002),
             Err(AdmissionDenied::AlreadyUsed(7))
@@ -180,8 +233,8 @@ mod tests {
     #[test]
     fn tokens_for_another_server_unknown_clients_and_expired_reservations_are_denied() {
         let mut table = Admission::new("dep-a");
-        table.reservation_added(reservation(1, "dep-b"));
-        table.reservation_added(reservation(2, "dep-a"));
+        table.reservation_added(0, 1, reservation(1, "dep-b"));
+        table.reservation_added(1, 2, reservation(2, "dep-a"));
         assert!(matches!(
             table.admit(1, Some(&data(1, "dep-b")), 2_000),
             Err(AdmissionDenied::WrongDeployment { .. })
@@ -203,7 +256,7 @@ mod tests {
     #[test]
     fn user_data_must_match_the_reservation() {
         let mut table = Admission::new("dep-a");
-        table.reservation_added(reservation(5, "dep-a"));
+        table.reservation_added(0, 1, reservation(5, "dep-a"));
         let mut forged = data(5, "dep-a");
         forged.reservation_id = "r-other".into();
         assert_eq!(
@@ -216,7 +269,7 @@ mod tests {
     #[test]
     fn checking_does_not_consume_but_admitting_does() {
         let mut table = Admission::new("dep-a");
-        table.reservation_added(reservation(4, "dep-a"));
+        table.reservation_added(0, 1, reservation(4, "dep-a"));
         assert!(table.check(4, 2_000).is_ok());
         assert!(
             table.check(4, 2_000).is_ok(),
@@ -227,10 +280,10 @@ mod tests {
     }
 
     #[test]
-    fn removed_reservations_no_longer_admit() {
+    fn reservations_whose_seat_changed_no_longer_admit() {
         let mut table = Admission::new("dep-a");
-        table.reservation_added(reservation(9, "dep-a"));
-        table.reservation_removed(9);
+        table.reservation_added(2, 5, reservation(9, "dep-a"));
+        table.seat_changed(2);
         assert_eq!(table.pending(), 0);
         assert_eq!(
             table.admit(9, None, 2_000),

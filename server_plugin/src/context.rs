@@ -28,6 +28,9 @@ pub struct DeploymentContext {
     pub fqdn: Option<String>,
     /// Where the server runs, if the fleet says.
     pub location: Option<bevygap_shared::schema::Location>,
+    /// The process that started this server (the local fleet's matchmaker): when it is no longer
+    /// the parent, the server stops itself rather than run on unowned.
+    pub parent_pid: Option<u32>,
 }
 
 /// The context is missing or malformed. The fleet (or whoever started the server) is at fault.
@@ -113,6 +116,10 @@ impl DeploymentContext {
             capacity,
             fqdn: None,
             location: None,
+            parent_pid: match lookup(context_env::PARENT_PID) {
+                Some(_) => Some(parsed(&lookup, context_env::PARENT_PID)?),
+                None => None,
+            },
         })
     }
 }

@@ -142,6 +142,7 @@ pub fn from_api(
         capacity: settings.capacity,
         fqdn: endpoint.fqdn,
         location,
+        parent_pid: None,
     })
 }
 

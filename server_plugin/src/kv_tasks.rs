@@ -1,14 +1,19 @@
-//! The game server's NATS side: its lease with heartbeat, the reservations feeding admission, and
-//! the active-connection keys. Async functions, run on tokio; nothing here panics on NATS trouble.
+//! The game server's NATS side: its lease with heartbeat, its seats in the seat ledger feeding
+//! admission, and the active-connection keys. Async functions, run on tokio; nothing here panics
+//! on NATS trouble.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use bevygap_shared::names::{client_key, deployment_filter, lease_key, parse_client_key};
-use bevygap_shared::nats::{NatsConnection, WatchEvent, spawn_watch};
-use bevygap_shared::schema::{ActiveConnection, DeploymentLease, Reservation, decode, encode};
+use bevygap_shared::names::{client_key, deployment_filter, lease_key, parse_seat_key, seat_key};
+use bevygap_shared::nats::{
+    BucketSpec, NatsConnection, SeatLedger, SeatWriteError, WatchEvent, spawn_watch,
+};
+use bevygap_shared::schema::{
+    ActiveConnection, DeploymentLease, SeatHolder, SeatRecord, decode, encode,
+};
 use bevygap_shared::time::now_millis;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -100,50 +105,125 @@ pub fn lease_for(
     }
 }
 
-/// Feeds this deployment's reservations into the admission table until the task is dropped.
-pub async fn watch_reservations(
+/// Feeds this deployment's reserved seats into the admission table until the task is dropped.
+///
+/// Seats the first listing shows as connected belong to an earlier process with this id (a
+/// restarted static server): nobody is connected to a process that just started, so they are
+/// freed, and the matchmaker does not count phantom players.
+pub async fn watch_seats(
     nats: NatsConnection,
-    store: kv::Store,
+    ledger: SeatLedger,
     context: DeploymentContext,
     admission: SharedAdmission,
 ) {
     let filter = deployment_filter(&context.deployment_id);
-    let mut watch = spawn_watch(&nats, store, filter, 1024);
+    let mut watch = spawn_watch(&nats, ledger.store().clone(), filter, 1024);
+    let mut first_listing = true;
     while let Some(event) = watch.events.recv().await {
         match event {
-            WatchEvent::Put { key, value, .. } => match decode::<Reservation>(&value) {
-                Ok(reservation) => {
-                    debug!("reservation for client {} received", reservation.client_id);
-                    lock(&admission).reservation_added(reservation);
-                }
-                Err(error) => warn!("ignoring reservation `{key}`: {error}"),
-            },
-            WatchEvent::Removed { key, .. } => {
-                if let Some((_, client_id)) = parse_client_key(&key) {
-                    lock(&admission).reservation_removed(client_id);
+            WatchEvent::Put {
+                key,
+                value,
+                revision,
+            } => {
+                let Some((_, seat)) = parse_seat_key(&key) else {
+                    continue;
+                };
+                match decode::<SeatRecord>(&value) {
+                    Ok(record) => match record.reservation() {
+                        Some(reservation) => {
+                            debug!("seat {seat} reserved for client {}", reservation.client_id);
+                            lock(&admission).reservation_added(seat, revision, reservation);
+                        }
+                        None => {
+                            lock(&admission).seat_changed(seat);
+                            if first_listing
+                                && matches!(record.holder, SeatHolder::Connected { .. })
+                            {
+                                info!(
+                                    "seat {seat} was held by a client of an earlier run; freeing it"
+                                );
+                                if let Err(error) =
+                                    ledger.free(&key, revision, BucketSpec::MARKER_TTL).await
+                                {
+                                    debug!("stale seat `{key}` not freed: {error}");
+                                }
+                            }
+                        }
+                    },
+                    Err(error) => {
+                        lock(&admission).seat_changed(seat);
+                        warn!("ignoring seat `{key}`: {error}");
+                    }
                 }
             }
-            WatchEvent::SyncStarted | WatchEvent::Synced => {}
+            WatchEvent::Removed { key, .. } => {
+                if let Some((_, seat)) = parse_seat_key(&key) {
+                    lock(&admission).seat_changed(seat);
+                }
+            }
+            WatchEvent::Synced => first_listing = false,
+            WatchEvent::SyncStarted | WatchEvent::Reconciling => {}
         }
     }
 }
 
-/// Writes and removes this server's active-connection keys, and deletes consumed reservations.
+/// Why a connected client could not take its seat: it must be let go, or the server would hold
+/// more players than the ledger sold.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("client {client_id} cannot take seat {seat}: {source}")]
+pub struct SeatLost {
+    /// The client.
+    pub client_id: u64,
+    /// The seat.
+    pub seat: u32,
+    /// What the ledger said.
+    #[source]
+    pub source: SeatWriteError,
+}
+
+/// Writes this server's seat changes and active-connection keys.
 #[derive(Clone)]
 pub struct ConnectionRecorder {
     /// The connections bucket.
     pub connections: kv::Store,
-    /// The reservations bucket.
-    pub reservations: kv::Store,
+    /// The seat ledger.
+    pub seats: SeatLedger,
     /// This server's context.
     pub context: DeploymentContext,
 }
 
 impl ConnectionRecorder {
-    /// Records a connected client: writes its connection key and deletes its reservation.
-    pub async fn opened(&self, client_id: u64, reservation_id: String) {
+    /// Records a connected client: its seat goes from reserved to connected (compare-and-set on
+    /// the revision admitted), then its connection key is written. Returns the seat's new
+    /// revision; a seat changed meanwhile (lapsed, closed) is [`SeatLost`].
+    pub async fn opened(
+        &self,
+        client_id: u64,
+        reservation_id: String,
+        seat: u32,
+        revision: u64,
+    ) -> Result<u64, SeatLost> {
+        let record = SeatRecord {
+            deployment_id: self.context.deployment_id.to_string(),
+            seat,
+            holder: SeatHolder::Connected {
+                reservation_id: reservation_id.clone(),
+                client_id,
+                connected_at_ms: now_millis(),
+            },
+        };
+        let written = self
+            .seats
+            .take(&record, revision, None)
+            .await
+            .map_err(|source| SeatLost {
+                client_id,
+                seat,
+                source,
+            })?;
         let key = client_key(&self.context.deployment_id, client_id);
-        let record = ActiveConnection {
+        let connection = ActiveConnection {
             deployment_id: self.context.deployment_id.to_string(),
             client_id,
             reservation_id,
@@ -151,25 +231,96 @@ impl ConnectionRecorder {
         };
         if let Err(error) = self
             .connections
-            .put(key.as_str(), encode(&record).into())
+            .put(key.as_str(), encode(&connection).into())
             .await
         {
             warn!(
-                "connection `{key}` could not be recorded ({error}); the matchmaker may count the seat as reserved until it expires"
+                "connection `{key}` could not be recorded ({error}); the seat is held all the same"
             );
         }
-        if let Err(error) = self.reservations.delete(key.as_str()).await {
-            debug!("reservation `{key}` could not be deleted ({error}); it lapses by TTL");
-        }
+        Ok(written.revision)
     }
 
-    /// Records a client that left: deletes its connection key.
-    pub async fn closed(&self, client_id: u64) {
-        let key = client_key(&self.context.deployment_id, client_id);
-        if let Err(error) = self.connections.delete(key.as_str()).await {
+    /// Records a client that left: frees its seat (held at `revision`) and removes its
+    /// connection key.
+    pub async fn closed(&self, client_id: u64, seat: u32, revision: u64) {
+        let key = seat_key(&self.context.deployment_id, seat);
+        if let Err(error) = self
+            .seats
+            .free(&key, revision, BucketSpec::MARKER_TTL)
+            .await
+        {
             warn!(
-                "connection `{key}` could not be removed ({error}); retrying is up to the next start"
+                "seat `{key}` of client {client_id} could not be freed ({error}); the matchmaker frees it when this server is gone"
             );
+        }
+        let key = client_key(&self.context.deployment_id, client_id);
+        if let Err(error) = self
+            .connections
+            .purge_with_ttl(key.as_str(), BucketSpec::MARKER_TTL)
+            .await
+        {
+            debug!("connection `{key}` could not be removed ({error})");
+        }
+    }
+}
+
+/// A seat change for the recorder task, in the order the game saw them.
+#[derive(Debug, Clone)]
+pub enum SeatCommand {
+    /// A client was admitted to `seat`, reserved at `revision`.
+    Opened {
+        /// The client.
+        client_id: u64,
+        /// Its reservation.
+        reservation_id: String,
+        /// Its seat.
+        seat: u32,
+        /// The seat's revision when admitted.
+        revision: u64,
+    },
+    /// The client left.
+    Closed {
+        /// The client.
+        client_id: u64,
+        /// Its seat.
+        seat: u32,
+    },
+}
+
+/// Applies seat commands one after the other (a client's leave is never written before its
+/// arrival), reporting clients whose seat was lost on `lost`.
+pub async fn run_recorder(
+    recorder: ConnectionRecorder,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<SeatCommand>,
+    lost: tokio::sync::mpsc::UnboundedSender<SeatLost>,
+) {
+    // Revisions of the seats of connected clients (what their leave must free).
+    let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    while let Some(command) = commands.recv().await {
+        match command {
+            SeatCommand::Opened {
+                client_id,
+                reservation_id,
+                seat,
+                revision,
+            } => match recorder
+                .opened(client_id, reservation_id, seat, revision)
+                .await
+            {
+                Ok(revision) => {
+                    held.insert(client_id, revision);
+                }
+                Err(lost_seat) => {
+                    warn!("{lost_seat}; disconnecting it");
+                    let _ = lost.send(lost_seat);
+                }
+            },
+            SeatCommand::Closed { client_id, seat } => {
+                if let Some(revision) = held.remove(&client_id) {
+                    recorder.closed(client_id, seat, revision).await;
+                }
+            }
         }
     }
 }

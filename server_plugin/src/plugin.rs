@@ -9,7 +9,7 @@ use bevy::prelude::*;
 use bevy_tokio_tasks::{TokioTasksPlugin, TokioTasksRuntime};
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{
-    BucketSpec, NatsConnection, NatsSettings, connect, ensure_bucket, install_crypto_provider,
+    NatsConnection, NatsSettings, SeatLedger, connect, install_crypto_provider, open_bucket,
 };
 use bevygap_shared::schema::Transport;
 use bevygap_shared::time::now_millis;
@@ -22,7 +22,8 @@ use crate::admission::Admission;
 use crate::cert::WebTransportCert;
 use crate::context::DeploymentContext;
 use crate::kv_tasks::{
-    ConnectionRecorder, SharedAdmission, lease_for, lock, run_lease, watch_reservations,
+    ConnectionRecorder, SeatCommand, SeatLost, SharedAdmission, lease_for, lock, run_lease,
+    run_recorder, watch_seats,
 };
 use crate::link_sweep::{LinkSweep, stamp_new_link, sweep_unconnected_links};
 
@@ -41,8 +42,6 @@ pub struct BevygapServerConfig {
     pub private_key: [u8; 32],
     /// How often the lease is refreshed.
     pub heartbeat: Duration,
-    /// Reservation bucket TTL (must match the matchmaker's token expiry).
-    pub reservation_ttl: Duration,
     /// How long a peer may send packets without finishing the handshake before its link is
     /// dropped (see [`crate::link_sweep`]).
     pub unconnected_link_ttl: Duration,
@@ -87,31 +86,17 @@ pub struct BevygapServerPlugin {
 struct ServerShared {
     admission: SharedAdmission,
     players: Arc<AtomicU32>,
-    recorder: Arc<Mutex<Option<ConnectionRecorder>>>,
+    /// Seat changes for the recorder task (queued until NATS is up: nobody is admitted before).
+    seat_commands: tokio::sync::mpsc::UnboundedSender<SeatCommand>,
     registered: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     lease_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     terminate: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl ServerShared {
-    /// Runs a KV write with the connection recorder on tokio, once NATS is up (before that there
-    /// is nothing to record to: no reservation could have admitted anyone).
-    fn record<F, Fut>(&self, runtime: &TokioTasksRuntime, write: F)
-    where
-        F: FnOnce(ConnectionRecorder) -> Fut,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let recorder = self
-            .recorder
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(recorder) = recorder {
-            runtime.runtime().spawn(write(recorder));
-        }
-    }
-}
+/// Clients whose seat could not be taken in the ledger, reported by the recorder task.
+#[derive(Resource)]
+struct LostSeats(tokio::sync::mpsc::UnboundedReceiver<SeatLost>);
 
 /// Admits a client id only with a live, unused reservation (see [`Admission::check`]).
 #[derive(Debug)]
@@ -160,10 +145,12 @@ impl Plugin for BevygapServerPlugin {
         )));
         let (registered_tx, registered) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
+        let (seat_commands, seat_commands_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (lost_tx, lost_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = ServerShared {
             admission: admission.clone(),
             players: Arc::default(),
-            recorder: Arc::default(),
+            seat_commands,
             registered,
             stop,
             lease_task: Arc::default(),
@@ -199,8 +186,14 @@ impl Plugin for BevygapServerPlugin {
             .handle()
             .clone();
         let terminate = shared.terminate.clone();
+        let parent_pid = config.context.parent_pid;
         runtime.spawn(async move {
-            wait_for_termination().await;
+            tokio::select! {
+                () = bevygap_shared::signals::termination() => {}
+                () = wait_for_orphaning(parent_pid) => {
+                    warn!("bevygap: the matchmaker that started this server is gone; stopping");
+                }
+            }
             terminate.store(true, Ordering::Release);
         });
         runtime.spawn(run_nats(
@@ -210,6 +203,7 @@ impl Plugin for BevygapServerPlugin {
             shared.clone(),
             registered_tx,
             stop_rx,
+            (seat_commands_rx, lost_tx),
         ));
 
         let netcode = lightyear::netcode::server_plugin::NetcodeConfig::default()
@@ -245,6 +239,7 @@ impl Plugin for BevygapServerPlugin {
             config.context.capacity
         );
         app.insert_resource(shared)
+            .insert_resource(LostSeats(lost_rx))
             .init_resource::<BevygapServerStatus>()
             .insert_resource(LinkSweep {
                 ttl: config.unconnected_link_ttl,
@@ -257,7 +252,12 @@ impl Plugin for BevygapServerPlugin {
             })
             .add_systems(
                 Update,
-                (update_status, exit_on_signal, sweep_unconnected_links)
+                (
+                    update_status,
+                    exit_on_signal,
+                    sweep_unconnected_links,
+                    unlink_lost_seats,
+                )
                     .in_set(BevygapServerSystems::Status),
             )
             .add_systems(Last, remove_lease_on_exit);
@@ -273,7 +273,14 @@ fn webtransport_identity(cert: &WebTransportCert) -> Result<Identity, String> {
     ))
 }
 
-/// Connects to NATS (retrying forever), then keeps the lease and feeds admission.
+/// The recorder's queues: seat commands in, lost seats out.
+type RecorderChannels = (
+    tokio::sync::mpsc::UnboundedReceiver<SeatCommand>,
+    tokio::sync::mpsc::UnboundedSender<SeatLost>,
+);
+
+/// Connects to NATS (retrying forever, also while the matchmaker has not made the buckets yet),
+/// then keeps the lease, feeds admission and records seats.
 async fn run_nats(
     config: BevygapServerConfig,
     transport: Transport,
@@ -281,6 +288,7 @@ async fn run_nats(
     shared: ServerShared,
     registered: watch::Sender<bool>,
     stop: watch::Receiver<bool>,
+    (seat_commands, lost): RecorderChannels,
 ) {
     install_crypto_provider();
     let mut attempt = 0u32;
@@ -300,14 +308,11 @@ async fn run_nats(
     };
     let recorder = ConnectionRecorder {
         connections: stores.2.clone(),
-        reservations: stores.1.clone(),
+        seats: stores.1.clone(),
         context: config.context.clone(),
     };
-    *shared
-        .recorder
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(recorder);
-    tokio::spawn(watch_reservations(
+    tokio::spawn(run_recorder(recorder, seat_commands, lost));
+    tokio::spawn(watch_seats(
         nats.clone(),
         stores.1.clone(),
         config.context.clone(),
@@ -330,7 +335,7 @@ async fn run_nats(
 
 type Stores = (
     async_nats::jetstream::kv::Store,
-    async_nats::jetstream::kv::Store,
+    SeatLedger,
     async_nats::jetstream::kv::Store,
 );
 
@@ -344,20 +349,19 @@ async fn connect_and_open(
     .await
     .map_err(|e| e.to_string())?;
     let names = AppNames::new(&config.context.app_name).map_err(|e| e.to_string())?;
+    // The matchmaker owns the buckets and their settings: use them as they are.
     let js = nats.jetstream();
-    let leases = ensure_bucket(js, &BucketSpec::leases(&names))
+    let leases = open_bucket(js, &names.leases_bucket())
         .await
         .map_err(|e| e.to_string())?;
-    let reservations = ensure_bucket(
-        js,
-        &BucketSpec::reservations(&names, config.reservation_ttl),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let connections = ensure_bucket(js, &BucketSpec::connections(&names))
+    let seats = open_bucket(js, &names.reservations_bucket())
         .await
         .map_err(|e| e.to_string())?;
-    Ok((nats, (leases, reservations, connections)))
+    let connections = open_bucket(js, &names.connections_bucket())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ledger = SeatLedger::new(seats, js.clone());
+    Ok((nats, (leases, ledger, connections)))
 }
 
 /// A client completed the handshake: verify its token's user data, consume its reservation,
@@ -366,7 +370,6 @@ fn on_client_connected(
     trigger: On<Add, Connected>,
     clients: Query<(&RemoteId, Option<&TokenUserData>), With<ClientOf>>,
     shared: Res<ServerShared>,
-    runtime: Res<TokioTasksRuntime>,
     mut commands: Commands,
 ) {
     let entity = trigger.event_target();
@@ -380,11 +383,20 @@ fn on_client_connected(
     match lock(&shared.admission).admit(client_id, data.as_ref(), now_millis()) {
         Ok(admitted) => {
             let players = shared.players.fetch_add(1, Ordering::Relaxed) + 1;
-            info!("bevygap: client {client_id} connected ({players} players)");
-            shared.record(&runtime, move |recorder| async move {
-                recorder.opened(client_id, admitted.reservation_id).await;
+            info!(
+                "bevygap: client {client_id} connected on seat {} ({players} players)",
+                admitted.seat
+            );
+            commands.entity(entity).insert(AdmittedClient {
+                client_id,
+                seat: admitted.seat,
             });
-            commands.entity(entity).insert(AdmittedClient(client_id));
+            let _ = shared.seat_commands.send(SeatCommand::Opened {
+                client_id,
+                reservation_id: admitted.reservation_id,
+                seat: admitted.seat,
+                revision: admitted.revision,
+            });
         }
         Err(denied) => {
             info!("bevygap: client {client_id} refused after connecting: {denied}");
@@ -396,28 +408,52 @@ fn on_client_connected(
     }
 }
 
-/// Marks a client admitted through a reservation (so its disconnect frees the seat).
+/// Marks a client admitted through a reservation (so its disconnect frees its seat).
 #[derive(Component, Debug, Clone, Copy)]
-pub struct AdmittedClient(pub u64);
+pub struct AdmittedClient {
+    /// The netcode client id.
+    pub client_id: u64,
+    /// The seat it holds.
+    pub seat: u32,
+}
 
 fn on_client_disconnected(
     trigger: On<Add, Disconnected>,
     clients: Query<&AdmittedClient>,
     shared: Res<ServerShared>,
-    runtime: Res<TokioTasksRuntime>,
 ) {
-    let Ok(AdmittedClient(client_id)) = clients.get(trigger.event_target()) else {
+    let Ok(admitted) = clients.get(trigger.event_target()) else {
         return;
     };
-    let client_id = *client_id;
     let players = shared
         .players
         .fetch_sub(1, Ordering::Relaxed)
         .saturating_sub(1);
-    info!("bevygap: client {client_id} left ({players} players)");
-    shared.record(&runtime, move |recorder| async move {
-        recorder.closed(client_id).await;
+    info!(
+        "bevygap: client {} left ({players} players)",
+        admitted.client_id
+    );
+    let _ = shared.seat_commands.send(SeatCommand::Closed {
+        client_id: admitted.client_id,
+        seat: admitted.seat,
     });
+}
+
+/// Lets go of clients whose seat could not be taken in the ledger (it lapsed or was closed
+/// before they connected): keeping them would hold more players than the seats sold.
+fn unlink_lost_seats(
+    mut lost: ResMut<LostSeats>,
+    clients: Query<(Entity, &AdmittedClient)>,
+    mut commands: Commands,
+) {
+    while let Ok(seat) = lost.0.try_recv() {
+        if let Some((entity, _)) = clients.iter().find(|(_, c)| c.client_id == seat.client_id) {
+            commands.trigger(Unlink {
+                entity,
+                reason: UnlinkReason::UserRequested(Some(seat.to_string())),
+            });
+        }
+    }
 }
 
 fn update_status(
@@ -457,25 +493,23 @@ fn remove_lease_on_exit(
     }
 }
 
-/// Resolves on SIGTERM (how fleets stop servers) or Ctrl-C.
-async fn wait_for_termination() {
+/// Resolves when `parent` is no longer this process's parent (it died and the server was
+/// re-parented); never when there is no parent to watch.
+async fn wait_for_orphaning(parent: Option<u32>) {
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    loop {
+        if std::os::unix::process::parent_id() != parent {
+            return;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = parent;
+        std::future::pending().await
     }
 }
 

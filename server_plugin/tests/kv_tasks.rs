@@ -1,5 +1,6 @@
-//! The game server's NATS side on a real nats-server: lease heartbeat and removal, reservations
-//! feeding admission, connection keys written and removed.
+//! The game server's NATS side on a real nats-server: lease heartbeat and removal, reserved seats
+//! feeding admission, seats taken and freed by compare-and-set, connection keys written and
+//! removed, phantom players of an earlier run cleared.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -10,11 +11,11 @@ use std::time::Duration;
 use bevygap_server_plugin::admission::Admission;
 use bevygap_server_plugin::context::DeploymentContext;
 use bevygap_server_plugin::kv_tasks::{
-    ConnectionRecorder, lease_for, lock, run_lease, watch_reservations,
+    ConnectionRecorder, lease_for, lock, run_lease, watch_seats,
 };
-use bevygap_shared::names::{AppNames, KeyToken, client_key};
-use bevygap_shared::nats::{BucketSpec, NatsSettings, connect, ensure_bucket};
-use bevygap_shared::schema::{DeploymentLease, Reservation, Transport, decode, encode};
+use bevygap_shared::names::{AppNames, KeyToken, client_key, seat_key};
+use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect, ensure_bucket};
+use bevygap_shared::schema::{DeploymentLease, SeatHolder, SeatRecord, Transport, decode};
 use bevygap_shared::time::now_millis;
 use bevygap_test_support::{NatsServer, wait_until_async};
 use tokio::sync::watch;
@@ -31,16 +32,20 @@ fn context() -> DeploymentContext {
         capacity: 4,
         fqdn: None,
         location: None,
+        parent_pid: None,
     }
 }
 
-fn reservation(deployment: &str, client_id: u64) -> Reservation {
-    Reservation {
-        reservation_id: format!("r-{client_id}"),
+fn reserved(deployment: &str, seat: u32, client_id: u64) -> SeatRecord {
+    SeatRecord {
         deployment_id: deployment.into(),
-        client_id,
-        issued_at_ms: now_millis(),
-        expires_at_ms: now_millis() + 10_000,
+        seat,
+        holder: SeatHolder::Reserved {
+            reservation_id: format!("r-{client_id}"),
+            client_id,
+            issued_at_ms: now_millis(),
+            expires_at_ms: now_millis() + 10_000,
+        },
     }
 }
 
@@ -88,40 +93,53 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reservations_for_this_server_feed_admission_and_connections_are_recorded() {
+async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_until_it_leaves() {
     let server = NatsServer::start().unwrap();
     let nats = connect(&NatsSettings::insecure(server.address()), "test")
         .await
         .unwrap();
     let names = AppNames::new("spaceships").unwrap();
-    let reservations = ensure_bucket(
-        nats.jetstream(),
-        &BucketSpec::reservations(&names, Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
+    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
+        .await
+        .unwrap();
+    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
     let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names))
         .await
         .unwrap();
+    // A client of an earlier process with this id, never cleaned up.
+    let mut phantom = reserved("dep-a", 2, 99);
+    phantom.holder = SeatHolder::Connected {
+        reservation_id: "r-99".into(),
+        client_id: 99,
+        connected_at_ms: 0,
+    };
+    ledger.take(&phantom, 0, None).await.unwrap();
+
     let admission = Arc::new(Mutex::new(Admission::new("dep-a")));
-    let watcher = tokio::spawn(watch_reservations(
+    let watcher = tokio::spawn(watch_seats(
         nats.clone(),
-        reservations.clone(),
+        ledger.clone(),
         context(),
         admission.clone(),
     ));
-
     let dep = KeyToken::new("d", "dep-a").unwrap();
-    let other = KeyToken::new("d", "dep-b").unwrap();
-    reservations
-        .put(client_key(&dep, 7), encode(&reservation("dep-a", 7)).into())
+    wait_until_async("the phantom seat to be freed", WAIT, || async {
+        ledger
+            .current(&seat_key(&dep, 2))
+            .await
+            .ok()?
+            .record
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    ledger
+        .take(&reserved("dep-a", 1, 7), 0, Some(Duration::from_secs(15)))
         .await
         .unwrap();
-    reservations
-        .put(
-            client_key(&other, 8),
-            encode(&reservation("dep-b", 8)).into(),
-        )
+    ledger
+        .take(&reserved("dep-b", 0, 8), 0, Some(Duration::from_secs(15)))
         .await
         .unwrap();
     wait_until_async("the reservation to reach admission", WAIT, || async {
@@ -129,6 +147,7 @@ async fn reservations_for_this_server_feed_admission_and_connections_are_recorde
     })
     .await;
     let admitted = lock(&admission).admit(7, None, now_millis()).unwrap();
+    assert_eq!(admitted.seat, 1);
     assert!(
         lock(&admission).admit(8, None, now_millis()).is_err(),
         "another server's reservation"
@@ -136,10 +155,23 @@ async fn reservations_for_this_server_feed_admission_and_connections_are_recorde
 
     let recorder = ConnectionRecorder {
         connections: connections.clone(),
-        reservations: reservations.clone(),
+        seats: ledger.clone(),
         context: context(),
     };
-    recorder.opened(7, admitted.reservation_id).await;
+    let revision = recorder
+        .opened(
+            7,
+            admitted.reservation_id.clone(),
+            admitted.seat,
+            admitted.revision,
+        )
+        .await
+        .unwrap();
+    let held = ledger.current(&seat_key(&dep, 1)).await.unwrap();
+    assert!(matches!(
+        held.record.map(|r| r.holder),
+        Some(SeatHolder::Connected { client_id: 7, .. })
+    ));
     assert!(
         connections
             .get(client_key(&dep, 7))
@@ -147,15 +179,23 @@ async fn reservations_for_this_server_feed_admission_and_connections_are_recorde
             .unwrap()
             .is_some()
     );
+    // A stale admission (the seat changed since) cannot take the seat: the client is let go.
     assert!(
-        reservations
-            .get(client_key(&dep, 7))
+        recorder
+            .opened(7, admitted.reservation_id, admitted.seat, admitted.revision)
+            .await
+            .is_err()
+    );
+
+    recorder.closed(7, 1, revision).await;
+    assert!(
+        ledger
+            .current(&seat_key(&dep, 1))
             .await
             .unwrap()
-            .is_none(),
-        "consumed reservation deleted"
+            .record
+            .is_none()
     );
-    recorder.closed(7).await;
     assert!(
         connections
             .get(client_key(&dep, 7))

@@ -15,3 +15,6 @@ pub const APP_NAME: &str = "BEVYGAP_APP_NAME";
 pub const APP_VERSION: &str = "BEVYGAP_APP_VERSION";
 /// Seats the server should offer, if the fleet decides it.
 pub const CAPACITY: &str = "BEVYGAP_CAPACITY";
+/// The pid of the matchmaker that started the server (local fleet): a server whose parent is no
+/// longer this process stops itself, so no local server outlives its matchmaker unowned.
+pub const PARENT_PID: &str = "BEVYGAP_PARENT_PID";

@@ -29,6 +29,8 @@ pub mod private_key;
 pub mod protocol;
 pub mod schema;
 pub mod secret;
+#[cfg(feature = "nats")]
+pub mod signals;
 pub mod time;
 pub mod token_data;
 

@@ -3,11 +3,11 @@
 //! | bucket | key | value |
 //! |---|---|---|
 //! | `{app}_leases` | `{deployment_id}` | [`DeploymentLease`](crate::schema::DeploymentLease) |
-//! | `{app}_reservations` | `{deployment_id}.{client_id}` | [`Reservation`](crate::schema::Reservation) |
+//! | `{app}_reservations` (the seat ledger) | `{deployment_id}.{seat}` | [`SeatRecord`](crate::schema::SeatRecord) |
 //! | `{app}_connections` | `{deployment_id}.{client_id}` | [`ActiveConnection`](crate::schema::ActiveConnection) |
 //!
 //! Keys are dot-separated [`KeyToken`]s, so a game server watches `{deployment_id}.>` to see only its
-//! own reservations. A token never holds `.`, `*`, `>` or whitespace; IP addresses are encoded with
+//! own seats. A token never holds `.`, `*`, `>` or whitespace; IP addresses are encoded with
 //! [`encode_ip`] rather than used raw (IPv4 dots and IPv6 colons are not valid in tokens).
 
 use std::fmt;
@@ -118,7 +118,7 @@ pub fn lease_key(deployment: &KeyToken) -> String {
     deployment.to_string()
 }
 
-/// Key of a reservation or active connection: `{deployment_id}.{client_id}`.
+/// Key of an active connection: `{deployment_id}.{client_id}`.
 pub fn client_key(deployment: &KeyToken, client_id: u64) -> String {
     format!("{deployment}.{client_id}")
 }
@@ -126,6 +126,18 @@ pub fn client_key(deployment: &KeyToken, client_id: u64) -> String {
 /// Filter matching every reservation or connection key of one deployment: `{deployment_id}.>`.
 pub fn deployment_filter(deployment: &KeyToken) -> String {
     format!("{deployment}.>")
+}
+
+/// Key of a seat in the seat ledger: `{deployment_id}.{seat}`.
+pub fn seat_key(deployment: &KeyToken, seat: u32) -> String {
+    format!("{deployment}.{seat}")
+}
+
+/// Splits a `{deployment_id}.{seat}` key; `None` when the key has another shape.
+pub fn parse_seat_key(key: &str) -> Option<(KeyToken, u32)> {
+    let (deployment, seat) = key.split_once('.')?;
+    let deployment = KeyToken::new("deployment id", deployment).ok()?;
+    Some((deployment, seat.parse().ok()?))
 }
 
 /// Splits a `{deployment_id}.{client_id}` key; `None` when the key has another shape.

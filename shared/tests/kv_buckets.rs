@@ -57,7 +57,7 @@ async fn bucket_creation_is_idempotent() {
         Some(&b"v1"[..])
     );
     for spec in [
-        BucketSpec::reservations(&names(), Duration::from_secs(30)),
+        BucketSpec::seats(&names()),
         BucketSpec::connections(&names()),
     ] {
         ensure_bucket(nats.jetstream(), &spec)

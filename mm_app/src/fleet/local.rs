@@ -70,6 +70,8 @@ struct Running {
 pub struct LocalFleet {
     config: Arc<LocalFleetConfig>,
     running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Ids this fleet started that have exited (stopping them again is done, not unknown).
+    ended_ids: Arc<Mutex<std::collections::HashSet<String>>>,
     counter: Arc<AtomicU64>,
     ended: Arc<Mutex<Option<EndedReporter>>>,
 }
@@ -90,6 +92,7 @@ impl LocalFleet {
         Ok(Self {
             config: Arc::new(config),
             running: Arc::default(),
+            ended_ids: Arc::default(),
             counter: Arc::default(),
             ended: Arc::default(),
         })
@@ -141,6 +144,7 @@ impl LocalFleet {
             .env(context_env::APP_NAME, &request.game.game)
             .env(context_env::APP_VERSION, &request.game.version)
             .env(context_env::CAPACITY, self.config.capacity.to_string())
+            .env(context_env::PARENT_PID, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -176,7 +180,16 @@ impl LocalFleet {
             r.stopping = true;
             (r.pid, r.exited.clone())
         }) else {
-            return Ok(()); // already gone
+            let ended = self
+                .ended_ids
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&deployment_id);
+            return if ended {
+                Ok(()) // started here, already gone
+            } else {
+                Err(FleetError::UnknownDeployment(deployment_id))
+            };
         };
         if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
             let _ = nix::sys::signal::kill(
@@ -220,6 +233,11 @@ async fn reap(
         .lock()
         .remove(&deployment_id)
         .is_some_and(|r| r.stopping);
+    fleet
+        .ended_ids
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(deployment_id.clone());
     exited.send_replace(true);
     if asked {
         info!("local fleet: `{deployment_id}` {how}");

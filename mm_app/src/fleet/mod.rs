@@ -93,8 +93,15 @@ pub trait FleetBackend: Send + Sync + 'static {
         request: AllocationRequest,
     ) -> BoxFuture<'static, Result<Allocation, FleetError>>;
 
-    /// Stops a deployment. Stopping one that is already gone succeeds.
+    /// Stops a deployment. Stopping one this backend started and that is already gone succeeds;
+    /// one it never heard of is [`FleetError::UnknownDeployment`].
     fn stop(&self, deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>>;
+
+    /// Whether this backend stops servers (scale to zero). A fleet that never does keeps its
+    /// empty servers ready instead of closing them.
+    fn stops_servers(&self) -> bool {
+        true
+    }
 
     /// Removals asked for but not yet confirmed by the provider (for inspection).
     fn pending_stops(&self) -> Vec<String> {

@@ -28,6 +28,10 @@ impl FleetBackend for StaticFleet {
         async move { Err(FleetError::NoCapacity(message)) }.boxed()
     }
 
+    fn stops_servers(&self) -> bool {
+        false
+    }
+
     fn stop(&self, _deployment_id: String) -> BoxFuture<'static, Result<(), FleetError>> {
         // Static servers stay up; an empty one simply waits for players.
         async { Ok(()) }.boxed()

@@ -179,7 +179,15 @@ async fn serve(
                         MatchResult::Failed(error) => SeedResponse::error(error.code, error.message.clone()),
                     };
                     send(&mut socket, &message).await;
-                    return close(socket, close_code::NORMAL, "").await;
+                    let going_away = matches!(
+                        &result,
+                        MatchResult::Failed(error) if error.code == ErrorCode::ShuttingDown
+                    );
+                    return if going_away {
+                        close(socket, close_code::AWAY, "matchmaker shutting down").await
+                    } else {
+                        close(socket, close_code::NORMAL, "").await
+                    };
                 }
                 None => return fail(socket, ErrorCode::Internal, "the matchmaker dropped the request".into()).await,
             },

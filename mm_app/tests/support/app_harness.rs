@@ -12,10 +12,10 @@ use bevygap_matchmaker::kv_bridge::KvStores;
 use bevygap_matchmaker::{
     MatchmakerConfig, MatchmakerHandle, PrivateKey, TokenConfig, spawn_matchmaker,
 };
-use bevygap_shared::names::{AppNames, KeyToken, client_key};
-use bevygap_shared::nats::{NatsConnection, NatsSettings, connect};
+use bevygap_shared::names::{AppNames, KeyToken, seat_key};
+use bevygap_shared::nats::{BucketSpec, NatsConnection, NatsSettings, connect};
 use bevygap_shared::protocol::seed_json::SeedResponse;
-use bevygap_shared::schema::{ActiveConnection, DeploymentLease, encode};
+use bevygap_shared::schema::{DeploymentLease, SeatHolder, SeatRecord, encode};
 use bevygap_test_support::{NatsServer, free_tcp_port};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -56,8 +56,10 @@ pub fn app_config(
             port: inspect_port,
         }),
         nats: NatsSettings::insecure(nats.address()),
+        kv_replicas: 1,
         fleet,
         idle_interval: Duration::from_millis(2),
+        shutdown_grace: Duration::from_secs(5),
         log_filter: None,
     }
 }
@@ -86,9 +88,7 @@ impl AppHarness {
         .await
         .expect("connect");
         let names = AppNames::new(GAME).expect("name");
-        let stores = KvStores::open(&nats, &names, Duration::from_secs(10))
-            .await
-            .expect("buckets");
+        let stores = KvStores::open(&nats, &names, 1).await.expect("buckets");
         Self {
             nats_server,
             nats,
@@ -111,29 +111,35 @@ impl AppHarness {
             .expect("put lease");
     }
 
-    /// Writes an active-connection key as a game server would.
-    pub async fn open_connection(&self, deployment: &str, client_id: u64) {
-        let record = ActiveConnection {
+    /// Takes a seat for a connected client, as a game server does when a client connects.
+    pub async fn open_connection(&self, deployment: &str, seat: u32, client_id: u64) {
+        let key = seat_key(&KeyToken::new("d", deployment).expect("token"), seat);
+        let current = self.stores.seats.current(&key).await.expect("read seat");
+        let record = SeatRecord {
             deployment_id: deployment.into(),
-            client_id,
-            reservation_id: "r".into(),
-            connected_at_ms: 0,
+            seat,
+            holder: SeatHolder::Connected {
+                reservation_id: "r".into(),
+                client_id,
+                connected_at_ms: 0,
+            },
         };
-        let key = client_key(&KeyToken::new("d", deployment).expect("token"), client_id);
         self.stores
-            .connections
-            .put(key, encode(&record).into())
+            .seats
+            .take(&record, current.revision, None)
             .await
-            .expect("put connection");
+            .expect("take seat");
     }
 
-    pub async fn close_connection(&self, deployment: &str, client_id: u64) {
-        let key = client_key(&KeyToken::new("d", deployment).expect("token"), client_id);
+    /// Frees a connected client's seat, as a game server does when it leaves.
+    pub async fn close_connection(&self, deployment: &str, seat: u32) {
+        let key = seat_key(&KeyToken::new("d", deployment).expect("token"), seat);
+        let current = self.stores.seats.current(&key).await.expect("read seat");
         self.stores
-            .connections
-            .delete(key)
+            .seats
+            .free(&key, current.revision, BucketSpec::MARKER_TTL)
             .await
-            .expect("delete connection");
+            .expect("free seat");
     }
 }
 

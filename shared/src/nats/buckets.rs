@@ -18,6 +18,13 @@ pub struct BucketSpec {
     pub max_age: Duration,
     /// Largest value accepted by the server.
     pub max_value_size: i32,
+    /// How long delete markers stay (and per-key TTLs are allowed); `None` keeps markers until
+    /// the key is written again. Buckets with a `max_age` always keep markers that long, so a
+    /// watcher sees a lapse.
+    pub marker_ttl: Option<Duration>,
+    /// Copies of each entry in a JetStream cluster (1 on a single server; 3 survives a node
+    /// down).
+    pub replicas: usize,
 }
 
 impl BucketSpec {
@@ -39,27 +46,46 @@ impl BucketSpec {
             description: "Bevygap game server leases, refreshed by heartbeat".into(),
             max_age: ttl,
             max_value_size: 16 * 1024,
+            marker_ttl: None,
+            replicas: 1,
         }
     }
 
-    /// Reservations: an unused entry lapses after `ttl`.
-    pub fn reservations(names: &AppNames, ttl: Duration) -> Self {
+    /// How long the delete markers of freed seats and closed connections stay: long enough for
+    /// every watcher to see them, short enough that a re-list does not replay a day of history.
+    pub const MARKER_TTL: Duration = Duration::from_secs(60);
+
+    /// The seat ledger (`{app}_reservations`): one key per seat, `{deployment_id}.{seat}`. Entries
+    /// have no bucket-wide age: a reserved seat carries its own TTL, a connected seat stays until
+    /// its game server frees it (see [`SeatRecord`](crate::schema::SeatRecord)).
+    pub fn seats(names: &AppNames) -> Self {
         Self {
             name: names.reservations_bucket(),
-            description: "Bevygap reservations: connect tokens awaiting the server".into(),
-            max_age: ttl,
+            description: "Bevygap seat ledger: one key per seat, sold by compare-and-set".into(),
+            max_age: Duration::ZERO,
             max_value_size: 4 * 1024,
+            marker_ttl: Some(Self::MARKER_TTL),
+            replicas: 1,
         }
     }
 
-    /// Active connections: kept until the game server removes them.
+    /// Active connections: kept until the game server removes them (their delete markers lapse
+    /// after [`Self::MARKER_TTL`]; the matchmaker purges a deployment's keys when it is gone).
     pub fn connections(names: &AppNames) -> Self {
         Self {
             name: names.connections_bucket(),
             description: "Bevygap active connections, written by game servers".into(),
             max_age: Duration::ZERO,
             max_value_size: 4 * 1024,
+            marker_ttl: Some(Self::MARKER_TTL),
+            replicas: 1,
         }
+    }
+
+    /// The same bucket with `replicas` copies of each entry (a JetStream cluster).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self
     }
 
     /// Fleet removals awaiting the provider's confirmation: kept until done.
@@ -69,12 +95,16 @@ impl BucketSpec {
             description: "Bevygap fleet removals queued until the provider confirms them".into(),
             max_age: Duration::ZERO,
             max_value_size: 4 * 1024,
+            marker_ttl: None,
+            replicas: 1,
         }
     }
 
     fn config(&self) -> kv::Config {
-        let limit_markers =
-            (!self.max_age.is_zero()).then(|| self.max_age.max(Duration::from_secs(1)));
+        let limit_markers = match self.marker_ttl {
+            Some(ttl) => Some(ttl.max(Duration::from_secs(1))),
+            None => (!self.max_age.is_zero()).then(|| self.max_age.max(Duration::from_secs(1))),
+        };
         kv::Config {
             bucket: self.name.clone(),
             description: self.description.clone(),
@@ -83,12 +113,23 @@ impl BucketSpec {
             max_value_size: self.max_value_size,
             storage: jetstream::stream::StorageType::File,
             limit_markers,
+            num_replicas: self.replicas.max(1),
             ..Default::default()
         }
     }
 }
 
-/// Creates the bucket, or updates it to `spec` if it exists; safe to call from every process.
+/// Opens a bucket that must exist already: game servers use the buckets as the matchmaker made
+/// them and never change their settings. A missing bucket is [`NatsError::JetStream`] saying so
+/// (start a matchmaker first; servers retry).
+pub async fn open_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store, NatsError> {
+    js.get_key_value(name).await.map_err(|e| {
+        NatsError::jetstream(format!("open bucket `{name}` (made by the matchmaker)"), e)
+    })
+}
+
+/// Creates the bucket, or updates it to `spec` if it exists. The matchmaker owns the buckets'
+/// settings and calls this at start; game servers use [`open_bucket`].
 pub async fn ensure_bucket(
     js: &jetstream::Context,
     spec: &BucketSpec,

@@ -14,12 +14,14 @@
 
 mod buckets;
 mod connect;
+mod ledger;
 mod settings;
 mod tls;
 mod watch;
 
-pub use buckets::{BucketSpec, ensure_bucket};
+pub use buckets::{BucketSpec, ensure_bucket, open_bucket};
 pub use connect::{ConnectionState, NatsConnection, connect};
+pub use ledger::{SeatLedger, SeatState, SeatWrite, SeatWriteError, purge_keys};
 pub use settings::NatsSettings;
 pub use tls::{install_crypto_provider, normalize_pem};
-pub use watch::{WatchEvent, WatchHandle, spawn_watch};
+pub use watch::{WatchEvent, WatchHandle, spawn_reconciling_watch, spawn_watch};

@@ -1,6 +1,8 @@
 //! A KV watch that delivers the current state first, then live changes, and re-lists after any
 //! failure so a consumer can reconcile instead of silently missing events.
 
+use std::time::Duration;
+
 use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy};
 use async_nats::jetstream::kv;
@@ -17,8 +19,13 @@ use super::connect::{NatsConnection, reconnect_delay};
 /// keys not re-listed before the next `Synced` are gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// A full listing begins.
+    /// A full listing begins after a start or a failure: until `Synced`, the consumer's view may
+    /// be stale.
     SyncStarted,
+    /// A periodic full listing begins while the live phase was healthy (a safety net in case the
+    /// client library recreated its consumer silently and missed events): handle like
+    /// `SyncStarted`, but the view was not known to be stale.
+    Reconciling,
     /// The listing is complete; what follows is live.
     Synced,
     /// A key was written.
@@ -62,10 +69,37 @@ pub fn spawn_watch(
     filter: impl Into<String>,
     capacity: usize,
 ) -> WatchHandle {
+    spawn_reconciling_watch(nats, store, filter, capacity, None)
+}
+
+/// Like [`spawn_watch`], and lists everything again every `reconcile_every` while healthy
+/// (announced with [`WatchEvent::Reconciling`]), so a consumer that reconciles on each listing
+/// converges even if live events were lost without an error.
+pub fn spawn_reconciling_watch(
+    nats: &NatsConnection,
+    store: kv::Store,
+    filter: impl Into<String>,
+    capacity: usize,
+    reconcile_every: Option<Duration>,
+) -> WatchHandle {
     let (tx, events) = mpsc::channel(capacity.max(1));
     let filter = filter.into();
-    let task = tokio::spawn(run_watch(nats.client().clone(), store, filter, tx));
+    let task = tokio::spawn(run_watch(
+        nats.client().clone(),
+        store,
+        filter,
+        tx,
+        reconcile_every,
+    ));
     WatchHandle { events, task }
+}
+
+/// How one listing-plus-live phase ended without a NATS failure.
+enum PhaseEnd {
+    /// The receiver was dropped: stop watching.
+    ReceiverGone,
+    /// Time for a periodic re-list.
+    Reconcile,
 }
 
 async fn run_watch(
@@ -73,12 +107,29 @@ async fn run_watch(
     store: kv::Store,
     filter: String,
     tx: mpsc::Sender<WatchEvent>,
+    reconcile_every: Option<Duration>,
 ) {
     let mut failures = 0usize;
+    let mut periodic = false;
     loop {
-        match watch_once(&client, &store, &filter, &tx, &mut failures).await {
-            Ok(()) => return, // the receiver is gone
+        let phase = watch_once(
+            &client,
+            &store,
+            &filter,
+            &tx,
+            &mut failures,
+            periodic,
+            reconcile_every,
+        )
+        .await;
+        match phase {
+            Ok(PhaseEnd::ReceiverGone) => return,
+            Ok(PhaseEnd::Reconcile) => {
+                debug!("KV watch `{}` `{filter}`: periodic re-list", store.name);
+                periodic = true;
+            }
             Err(reason) => {
+                periodic = false;
                 let delay = reconnect_delay(failures);
                 warn!(
                     "KV watch `{}` `{filter}` interrupted ({reason}); re-listing in {delay:?}",
@@ -91,14 +142,16 @@ async fn run_watch(
     }
 }
 
-/// Runs one listing plus live phase. `Ok` means the receiver was dropped; `Err` a NATS failure.
+/// Runs one listing plus live phase; `Err` is a NATS failure.
 async fn watch_once(
     client: &async_nats::Client,
     store: &kv::Store,
     filter: &str,
     tx: &mpsc::Sender<WatchEvent>,
     failures: &mut usize,
-) -> Result<(), String> {
+    periodic: bool,
+    reconcile_every: Option<Duration>,
+) -> Result<PhaseEnd, String> {
     let consumer = store
         .stream
         .create_consumer(OrderedConfig {
@@ -113,16 +166,30 @@ async fn watch_once(
         .map_err(|e| e.to_string())?;
     let mut synced = consumer.cached_info().num_pending == 0;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    if tx.send(WatchEvent::SyncStarted).await.is_err() {
-        return Ok(());
+    let start = if periodic {
+        WatchEvent::Reconciling
+    } else {
+        WatchEvent::SyncStarted
+    };
+    if tx.send(start).await.is_err() {
+        return Ok(PhaseEnd::ReceiverGone);
     }
     if synced && tx.send(WatchEvent::Synced).await.is_err() {
-        return Ok(());
+        return Ok(PhaseEnd::ReceiverGone);
     }
     *failures = 0;
     debug!("KV watch `{}` `{filter}` started", store.name);
+    let reconcile_at = reconcile_every.map(|every| tokio::time::Instant::now() + every);
 
-    while let Some(message) = messages.next().await {
+    loop {
+        let next = match reconcile_at {
+            Some(at) => tokio::select! {
+                next = messages.next() => next,
+                () = tokio::time::sleep_until(at), if synced => return Ok(PhaseEnd::Reconcile),
+            },
+            None => messages.next().await,
+        };
+        let Some(message) = next else { break };
         let message = message.map_err(|e| e.to_string())?;
         let info = message.info().map_err(|e| e.to_string())?;
         let (revision, pending) = (info.stream_sequence, info.pending);
@@ -142,12 +209,12 @@ async fn watch_once(
             }
         };
         if tx.send(event).await.is_err() {
-            return Ok(());
+            return Ok(PhaseEnd::ReceiverGone);
         }
         if !synced && pending == 0 {
             synced = true;
             if tx.send(WatchEvent::Synced).await.is_err() {
-                return Ok(());
+                return Ok(PhaseEnd::ReceiverGone);
             }
         }
     }

@@ -25,6 +25,9 @@ pub enum ErrorCode {
     FleetError,
     /// No capacity: no server free and none can be started now (503).
     NoCapacity,
+    /// This matchmaker is shutting down; another one (or this one, restarted) can serve the
+    /// request (503, like [`ErrorCode::NoCapacity`], whose number it shares).
+    ShuttingDown,
 }
 
 impl ErrorCode {
@@ -39,11 +42,11 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::FleetError => 502,
-            Self::NoCapacity => 503,
+            Self::NoCapacity | Self::ShuttingDown => 503,
         }
     }
 
-    /// The code for a number, if it is one of ours.
+    /// The code for a number, if it is one of ours (503 reads as [`ErrorCode::NoCapacity`]).
     pub fn from_code(code: u16) -> Option<Self> {
         [
             Self::BadRequest,
@@ -69,6 +72,7 @@ impl ErrorCode {
                 | Self::Internal
                 | Self::FleetError
                 | Self::NoCapacity
+                | Self::ShuttingDown
         )
     }
 }

@@ -23,11 +23,13 @@ mod cert_digest;
 mod connection;
 mod lease;
 mod reservation;
+mod seat;
 
 pub use cert_digest::CertDigest;
 pub use connection::ActiveConnection;
 pub use lease::{DeploymentLease, Location, Transport};
 pub use reservation::Reservation;
+pub use seat::{SeatHolder, SeatRecord};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

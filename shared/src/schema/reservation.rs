@@ -6,10 +6,11 @@ use super::KvRecord;
 use crate::names::KeyToken;
 use crate::time::UnixMillis;
 
-/// Written by the matchmaker when it issues a connect token; consumed (deleted) by the game server
-/// when the client connects; dropped by NATS after the bucket's max age if never used.
+/// What a game server's admission needs to know of a reserved seat: read from the
+/// [`SeatRecord`](super::SeatRecord) of the seat ledger ([`SeatRecord::reservation`](super::SeatRecord::reservation)).
 ///
-/// Key: `{deployment_id}.{client_id}`. Sample value:
+/// Its own JSON form (format 1, below) was the ledger's value before seats had indices; it is kept
+/// for tools that read it. Sample value:
 /// ```json
 /// {"format":1,"kind":"reservation","reservation_id":"r-5f2c","deployment_id":"local-1",
 ///  "client_id":1234567,"issued_at_ms":1700000000000,"expires_at_ms":1700000015000}

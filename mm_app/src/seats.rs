@@ -1,0 +1,324 @@
+//! Seats: the ledger mirror on each deployment, seats being taken, and stops that close seats.
+//!
+//! The seat ledger in KV is the truth ([`SeatRecord`]); [`Seats`] on each deployment mirrors it
+//! through the KV watch ([`SeatChanged`]). Placement decides on the mirror and takes a seat with
+//! a compare-and-set write ([`StoreReservation`]); the decision holds only when the write wins.
+//! A lost race puts the ticket back in the queue on the fresh state the loser read back.
+
+use bevy::prelude::*;
+use bevygap_shared::protocol::ErrorCode;
+use bevygap_shared::protocol::channel::MatchResult;
+use bevygap_shared::schema::SeatRecord;
+
+use crate::core_plugin::PlacementDirty;
+use crate::deployment::{DeploymentId, DeploymentIndex, DeploymentState, Holder, Seats, holder_of};
+use crate::messages::{
+    DeploymentClosed, FreeSeat, LedgerSync, MirrorOf, ReservationStored, SeatChanged,
+    SeatStoreError, StopDeployment,
+};
+use crate::ticket::{
+    PendingSession, Ticket, TicketResponder, TicketState, TicketUpdate, fail_ticket,
+};
+
+/// A seat being taken for a ticket: the ledger write is in flight. Gone once the write is
+/// answered (the seat then shows in the deployment's [`Seats`]).
+#[derive(Component, Debug, Clone, Reflect)]
+#[reflect(Component)]
+pub struct SeatReservation {
+    /// The reservation id (in the token's user data and the seat record).
+    pub id: String,
+    /// The netcode client id in the token.
+    pub client_id: u64,
+    /// The deployment entity.
+    pub deployment: Entity,
+    /// The deployment id.
+    pub deployment_id: String,
+    /// The seat index.
+    pub seat: u32,
+    /// The ticket waiting for it.
+    pub ticket: Entity,
+}
+
+/// Whether the KV mirrors are complete. Until both are, nothing is sold or stopped: a restarted
+/// matchmaker first learns every seat sold before it.
+#[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq, Reflect)]
+#[reflect(Resource)]
+pub struct LedgerReadiness {
+    /// The leases are listed.
+    pub leases: bool,
+    /// The seat ledger is listed.
+    pub seats: bool,
+}
+
+impl LedgerReadiness {
+    /// Both mirrors are complete.
+    pub fn ready(&self) -> bool {
+        self.leases && self.seats
+    }
+}
+
+/// Run condition: the mirrors are complete.
+pub fn ledger_ready(readiness: Res<LedgerReadiness>) -> bool {
+    readiness.ready()
+}
+
+/// Counts of ledger writes, for inspection and benchmarks.
+#[derive(Resource, Debug, Clone, Copy, Default, Reflect)]
+#[reflect(Resource)]
+pub struct LedgerStats {
+    /// Seats taken.
+    pub taken: u64,
+    /// Seat writes lost to another writer (retried on fresh state).
+    pub conflicts: u64,
+    /// Seat writes that failed on NATS.
+    pub failed: u64,
+}
+
+/// Tracks whether the mirrors are complete.
+pub fn apply_ledger_sync(
+    mut syncs: MessageReader<LedgerSync>,
+    mut readiness: ResMut<LedgerReadiness>,
+    mut dirty: ResMut<PlacementDirty>,
+) {
+    for sync in syncs.read() {
+        let flag = match sync.mirror {
+            MirrorOf::Leases => &mut readiness.leases,
+            MirrorOf::Seats => &mut readiness.seats,
+        };
+        if *flag != sync.synced {
+            *flag = sync.synced;
+            if sync.synced {
+                info!("{:?} mirror in sync with KV", sync.mirror);
+            } else {
+                info!("{:?} mirror re-listing from KV", sync.mirror);
+            }
+        }
+        dirty.0 |= sync.synced;
+    }
+}
+
+/// Mirrors ledger changes onto deployments. Seats of a deployment whose lease has not arrived
+/// yet are kept on an entity with only its id, so nothing is lost to ordering.
+pub fn apply_seat_changes(
+    mut commands: Commands,
+    mut changes: MessageReader<SeatChanged>,
+    mut index: ResMut<DeploymentIndex>,
+    mut dirty: ResMut<PlacementDirty>,
+    mut seats: Query<(&mut Seats, Option<&DeploymentState>)>,
+) {
+    let mut listed = Vec::new();
+    for change in changes.read() {
+        let holder = change.record.as_ref().map(holder_of);
+        let entity = match index.0.get(&change.deployment_id) {
+            Some(&entity) => entity,
+            None if holder.is_none() => continue,
+            None => {
+                let mut mirror = Seats::with_capacity(0);
+                mirror.apply(change.seat, change.revision, holder);
+                let entity = commands
+                    .spawn((
+                        Name::new(format!("deployment {} (seats only)", change.deployment_id)),
+                        DeploymentId(change.deployment_id.clone()),
+                        mirror,
+                    ))
+                    .id();
+                index.0.insert(change.deployment_id.clone(), entity);
+                continue;
+            }
+        };
+        let Ok((mut mirror, state)) = seats.get_mut(entity) else {
+            // Spawned this frame: its commands are not applied yet.
+            listed.push((entity, change.clone()));
+            continue;
+        };
+        if mirror.apply(change.seat, change.revision, holder) {
+            dirty.0 = true;
+        }
+        if state.is_none() && mirror.held_seats().next().is_none() {
+            // Known only from seats, and none is left.
+            commands.entity(entity).despawn();
+        }
+    }
+    for (entity, change) in listed {
+        let holder = change.record.as_ref().map(holder_of);
+        commands.queue(move |world: &mut World| {
+            if let Some(mut mirror) = world.get_mut::<Seats>(entity) {
+                mirror.apply(change.seat, change.revision, holder);
+            }
+        });
+    }
+}
+
+/// Answers placed tickets once their seat is taken; a lost race re-queues the ticket on the
+/// fresh state, a ledger failure fails it with a retryable error.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_stored_reservations(
+    mut commands: Commands,
+    mut stored: MessageReader<ReservationStored>,
+    mut dirty: ResMut<PlacementDirty>,
+    mut stats: ResMut<LedgerStats>,
+    mut free: MessageWriter<FreeSeat>,
+    reservations: Query<&SeatReservation>,
+    mut tickets: Query<(
+        &Ticket,
+        &mut TicketState,
+        &TicketResponder,
+        Option<&PendingSession>,
+    )>,
+    mut seats: Query<&mut Seats>,
+    time: Res<Time>,
+) {
+    for ReservationStored {
+        reservation,
+        result,
+    } in stored.read()
+    {
+        let Ok(held) = reservations.get(*reservation) else {
+            continue;
+        };
+        commands.entity(*reservation).despawn();
+        dirty.0 = true;
+        let mut mirror = seats.get_mut(held.deployment).ok();
+        if let Some(mirror) = mirror.as_deref_mut() {
+            mirror.stop_taking(held.seat);
+        }
+        let ticket = tickets.get_mut(held.ticket).ok();
+        match result {
+            Ok(revision) => {
+                stats.taken += 1;
+                if let Some(mirror) = mirror.as_deref_mut() {
+                    mirror.apply(
+                        held.seat,
+                        *revision,
+                        Some(Holder::Reserved {
+                            client_id: held.client_id,
+                        }),
+                    );
+                    mirror.empty_since = None;
+                }
+                match ticket {
+                    Some((ticket, _, responder, Some(PendingSession(session)))) => {
+                        info!(
+                            "ticket `{}`: client {} placed on `{}` seat {}",
+                            ticket.id, held.client_id, held.deployment_id, held.seat
+                        );
+                        responder.send(
+                            &ticket.id,
+                            TicketUpdate::Result(MatchResult::Ready(session.clone())),
+                        );
+                        commands.entity(held.ticket).despawn();
+                    }
+                    _ => {
+                        debug!(
+                            "seat {} of `{}` taken for a ticket that is gone; freeing it",
+                            held.seat, held.deployment_id
+                        );
+                        free.write(FreeSeat {
+                            deployment_id: held.deployment_id.clone(),
+                            seat: held.seat,
+                            revision: *revision,
+                        });
+                    }
+                }
+            }
+            Err(SeatStoreError::Lost(current)) => {
+                stats.conflicts += 1;
+                if let (Some(mirror), Some((revision, record))) =
+                    (mirror.as_deref_mut(), current.as_ref())
+                {
+                    mirror.apply(held.seat, *revision, record.as_ref().map(holder_of));
+                }
+                if let Some((ticket, mut state, responder, _)) = ticket {
+                    if time.elapsed() >= ticket.deadline {
+                        fail_ticket(
+                            &mut commands,
+                            held.ticket,
+                            ticket,
+                            responder,
+                            ErrorCode::Timeout,
+                            "no seat could be reserved in time; try again",
+                        );
+                        continue;
+                    }
+                    debug!(
+                        "ticket `{}`: seat {} of `{}` went to another matchmaker; placing again",
+                        ticket.id, held.seat, held.deployment_id
+                    );
+                    *state = TicketState::Queued;
+                    commands.entity(held.ticket).remove::<PendingSession>();
+                }
+            }
+            Err(error @ SeatStoreError::Unavailable(_)) => {
+                stats.failed += 1;
+                warn!(
+                    "seat {} of `{}` could not be taken: {error}; check the NATS connection",
+                    held.seat, held.deployment_id
+                );
+                if let Some((ticket, _, responder, _)) = ticket {
+                    fail_ticket(
+                        &mut commands,
+                        held.ticket,
+                        ticket,
+                        responder,
+                        ErrorCode::Internal,
+                        "the matchmaker could not record your seat; try again",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Finishes a stop once its seats are closed, or reopens the deployment when one was sold.
+pub fn apply_closed_deployments(
+    mut closed: MessageReader<DeploymentClosed>,
+    mut stop: MessageWriter<StopDeployment>,
+    mut dirty: ResMut<PlacementDirty>,
+    mut deployments: Query<(&DeploymentId, &mut DeploymentState, &mut Seats)>,
+) {
+    for DeploymentClosed { deployment, closed } in closed.read() {
+        let Ok((id, mut state, mut seats)) = deployments.get_mut(*deployment) else {
+            continue;
+        };
+        if *state != DeploymentState::Closing {
+            continue;
+        }
+        if *closed {
+            info!("deployment `{}`: every seat closed; stopping it", id.0);
+            *state = DeploymentState::Stopping;
+            stop.write(StopDeployment {
+                deployment_id: id.0.clone(),
+                reason: "empty past its TTL",
+            });
+        } else {
+            info!(
+                "deployment `{}`: a seat was taken while closing; keeping it",
+                id.0
+            );
+            *state = DeploymentState::Ready;
+            seats.empty_since = None;
+            dirty.0 = true;
+        }
+    }
+}
+
+/// The seat record a matchmaker writes for a fresh reservation.
+pub fn reserved_record(
+    deployment_id: &str,
+    seat: u32,
+    reservation_id: &str,
+    client_id: u64,
+    issued_at_ms: u64,
+    expires_at_ms: u64,
+) -> SeatRecord {
+    SeatRecord {
+        deployment_id: deployment_id.to_owned(),
+        seat,
+        holder: bevygap_shared::schema::SeatHolder::Reserved {
+            reservation_id: reservation_id.to_owned(),
+            client_id,
+            issued_at_ms,
+            expires_at_ms,
+        },
+    }
+}
