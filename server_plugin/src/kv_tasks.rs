@@ -2,7 +2,6 @@
 //! admission, and the active-connection keys. Async functions, run on tokio; nothing here panics
 //! on NATS trouble.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,12 +30,12 @@ pub fn lock(admission: &SharedAdmission) -> std::sync::MutexGuard<'_, Admission>
 
 /// Keeps the lease fresh every `interval` until `stop` turns true, then deletes it.
 ///
-/// `lease` is the template; `players` is read at each heartbeat. Failed writes are logged and
+/// `lease` is the template; `players` (the count of connected clients) is read at each heartbeat. Failed writes are logged and
 /// retried at the next beat; `ready` turns true after the first successful write.
 pub async fn run_lease(
     store: kv::Store,
     mut lease: DeploymentLease,
-    players: Arc<AtomicU32>,
+    players: watch::Receiver<u32>,
     interval: Duration,
     ready: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
@@ -44,7 +43,7 @@ pub async fn run_lease(
     let key = lease.deployment_id.clone();
     let mut failing = false;
     loop {
-        lease.players = players.load(Ordering::Relaxed);
+        lease.players = *players.borrow();
         lease.heartbeat_at_ms = now_millis();
         match store.put(key.as_str(), encode(&lease).into()).await {
             Ok(_) => {

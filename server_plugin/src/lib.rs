@@ -8,14 +8,19 @@
 //! - [`admission`]: admitting a client id only with a live, unused reservation for this server;
 //! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys;
 //! - [`link_sweep`]: dropping links of peers that never finish the handshake;
-//! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server.
+//! - [`clients`]: the connection gate, admitted clients as entities, and the player count;
+//! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server (its
+//!   NATS link and lifetime live in private modules).
 
 pub mod admission;
 pub mod cert;
+pub mod clients;
 pub mod context;
 pub mod edgegap_context;
 pub mod kv_tasks;
+pub(crate) mod lifetime;
 pub mod link_sweep;
+pub(crate) mod nats_link;
 pub mod plugin;
 
 pub use plugin::{

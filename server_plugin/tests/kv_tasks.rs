@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,13 +58,13 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
     let leases = ensure_bucket(nats.jetstream(), &BucketSpec::leases(&names))
         .await
         .unwrap();
-    let players = Arc::new(AtomicU32::new(0));
+    let (players_tx, players) = watch::channel(0u32);
     let (ready_tx, mut ready) = watch::channel(false);
     let (stop_tx, stop) = watch::channel(false);
     let task = tokio::spawn(run_lease(
         leases.clone(),
         lease_for(&context(), Transport::Udp, None),
-        players.clone(),
+        players,
         Duration::from_millis(50),
         ready_tx,
         stop,
@@ -77,7 +76,7 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
     let lease: DeploymentLease = decode(&leases.get("dep-a").await.unwrap().unwrap()).unwrap();
     assert_eq!((lease.capacity, lease.players), (4, 0));
 
-    players.store(3, Ordering::Relaxed);
+    players_tx.send_replace(3);
     wait_until_async("the heartbeat to carry 3 players", WAIT, || async {
         let bytes = leases.get("dep-a").await.ok()??;
         (decode::<DeploymentLease>(&bytes).ok()?.players == 3).then_some(())
