@@ -13,8 +13,6 @@ use bevygap_matchmaker::fleet::edgegap::env::deployment_env;
 use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleetConfig, EdgegapMode};
 use bevygap_matchmaker::fleet::edgegap::operator::{ca_argument, with_ca_argument};
 use bevygap_matchmaker::fleet::local::LocalFleetConfig;
-use bevygap_matchmaker::inspect::InspectConfig;
-use bevygap_matchmaker::intake::IntakeConfig;
 use bevygap_matchmaker::{
     MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
 };
@@ -264,34 +262,23 @@ impl DemoEnv {
             placement: PlacementConfig {
                 app_name: GAME.into(),
                 app_versions: vec![VERSION.into()],
-                ticket_timeout: Duration::from_secs(60),
                 reservation_ttl: Duration::from_secs(u64::from(config.token_expire_secs)),
                 empty_server_ttl: config.empty_server_ttl,
                 allocation_timeout: Duration::from_secs(60),
                 expected_capacity: config.seats_per_server,
-                max_starting: 4,
-                scale_to_zero: true,
+                ..PlacementConfig::default()
             },
-            tokens: TokenConfig {
-                protocol_id: PROTOCOL_ID,
-                private_key: PrivateKey::from_bytes(key),
-                expire_seconds: i32::try_from(config.token_expire_secs).unwrap_or(15),
-                timeout_seconds: 5,
-            },
-            intake: IntakeConfig {
-                listen: ([127, 0, 0, 1], 0).into(),
-                ..IntakeConfig::default()
-            },
-            inspect: Some(InspectConfig {
-                address: [127, 0, 0, 1].into(),
-                port: inspect_port,
-            }),
-            nats: nats.clone(),
-            kv_replicas: 1,
-            fleet,
-            idle_interval: Duration::from_millis(2),
-            shutdown_grace: Duration::from_secs(5),
-            log_filter: None,
+            ..MatchmakerConfig::loopback(
+                nats.clone(),
+                fleet,
+                TokenConfig {
+                    protocol_id: PROTOCOL_ID,
+                    private_key: PrivateKey::from_bytes(key),
+                    expire_seconds: i32::try_from(config.token_expire_secs).unwrap_or(15),
+                    timeout_seconds: 5,
+                },
+                inspect_port,
+            )
         };
         let matchmaker = spawn_matchmaker(mm_config)?;
         let observed = Arc::new(Mutex::new(Observed::default()));

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use bevygap_matchmaker::app::FleetChoice;
-use bevygap_matchmaker::inspect::InspectConfig;
 use bevygap_matchmaker::intake::IntakeConfig;
 use bevygap_matchmaker::intake::limits::Limits;
 use bevygap_matchmaker::kv_bridge::KvStores;
@@ -169,12 +168,6 @@ fn matchmaker_config(nats_server: &NatsServer, inspect_port: u16) -> MatchmakerC
             reservation_ttl: Duration::from_secs(30),
             ..PlacementConfig::default()
         },
-        tokens: TokenConfig {
-            protocol_id: 1,
-            private_key: PrivateKey::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
-            expire_seconds: 30,
-            timeout_seconds: 5,
-        },
         intake: IntakeConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             limits: Limits {
@@ -186,16 +179,17 @@ fn matchmaker_config(nats_server: &NatsServer, inspect_port: u16) -> MatchmakerC
             },
             ..IntakeConfig::default()
         },
-        inspect: Some(InspectConfig {
-            address: [127, 0, 0, 1].into(),
-            port: inspect_port,
-        }),
-        nats: NatsSettings::insecure(nats_server.address()),
-        kv_replicas: 1,
-        fleet: FleetChoice::Static,
-        idle_interval: Duration::from_millis(2),
-        shutdown_grace: Duration::from_secs(5),
-        log_filter: None,
+        ..MatchmakerConfig::loopback(
+            NatsSettings::insecure(nats_server.address()),
+            FleetChoice::Static,
+            TokenConfig {
+                protocol_id: 1,
+                private_key: PrivateKey::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
+                expire_seconds: 30,
+                timeout_seconds: 5,
+            },
+            inspect_port,
+        )
     }
 }
 

@@ -72,6 +72,38 @@ pub struct MatchmakerConfig {
     pub log_filter: Option<String>,
 }
 
+impl MatchmakerConfig {
+    /// A matchmaker on loopback for tests, demos and benchmarks: clients on a free port of
+    /// 127.0.0.1, inspection on `inspect_port`, default rules, one KV replica, a short idle tick
+    /// and grace, no logging set up. Override what a caller needs with struct update syntax;
+    /// `tokens` must be given (there is no default key).
+    pub fn loopback(
+        nats: NatsSettings,
+        fleet: FleetChoice,
+        tokens: TokenConfig,
+        inspect_port: u16,
+    ) -> Self {
+        Self {
+            placement: PlacementConfig::default(),
+            tokens,
+            intake: IntakeConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..IntakeConfig::default()
+            },
+            inspect: Some(InspectConfig {
+                address: [127, 0, 0, 1].into(),
+                port: inspect_port,
+            }),
+            nats,
+            kv_replicas: 1,
+            fleet,
+            idle_interval: Duration::from_millis(2),
+            shutdown_grace: Duration::from_secs(5),
+            log_filter: None,
+        }
+    }
+}
+
 /// Builds the matchmaker app: connects to NATS, opens the buckets, binds the endpoints. Every
 /// configuration problem surfaces here as a [`ConfigError`].
 pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {

@@ -169,6 +169,7 @@ pub fn event_driven_runner(
                     Some(draining) => {
                         if crate::shutdown::drained(world) {
                             info!("drained: every request answered; exiting");
+                            crate::shutdown::stop_fleet(world, draining.deadline);
                             return AppExit::Success;
                         }
                         if std::time::Instant::now() >= draining.deadline {

@@ -117,6 +117,7 @@ impl Plugin for MatchmakerCorePlugin {
             .register_type::<DeploymentInfo>()
             .register_type::<Seats>()
             .register_type::<SeatReservation>()
+            .register_type::<crate::seats::RetryAt>()
             .register_type::<LedgerReadiness>()
             .register_type::<LedgerStats>()
             .register_type::<Name>()
@@ -154,6 +155,7 @@ impl Plugin for MatchmakerCorePlugin {
                         .in_set(CoreSystems::Place),
                     (
                         ticket::expire_tickets,
+                        seats::release_retries,
                         fleet_scaling::stop_idle_deployments.run_if(ledger_ready),
                     )
                         .chain()

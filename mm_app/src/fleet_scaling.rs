@@ -27,7 +27,10 @@ pub fn request_deployments(
     mut allocate: MessageWriter<AllocateDeployment>,
     placement: Res<Placement>,
     time: Res<Time>,
-    mut tickets: Query<(&Ticket, &mut TicketState, &TicketResponder)>,
+    mut tickets: Query<
+        (&Ticket, &mut TicketState, &TicketResponder),
+        Without<crate::seats::RetryAt>,
+    >,
     starting: Query<(&StartingFor, &Seats, &DeploymentState)>,
 ) {
     let mut waiting: HashMap<GameRef, (u32, Vec<std::net::IpAddr>, Option<String>)> =

@@ -60,7 +60,10 @@ pub fn place_tickets(
     mut store: MessageWriter<StoreReservation>,
     placement: Res<Placement>,
     minter: Res<TokenMinter>,
-    mut tickets: Query<(Entity, &Ticket, &mut TicketState, &TicketResponder)>,
+    mut tickets: Query<
+        (Entity, &Ticket, &mut TicketState, &TicketResponder),
+        Without<crate::seats::RetryAt>,
+    >,
     mut deployments: Query<(
         Entity,
         &DeploymentId,

@@ -39,6 +39,31 @@ pub struct SeatReservation {
     pub ticket: Entity,
 }
 
+/// How long a ticket waits before trying again when the ledger could not be written.
+pub const SEAT_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A ticket whose seat write failed on NATS waits until then (app elapsed time) before it is
+/// placed again, so an unreachable ledger is not hammered every frame.
+#[derive(Component, Debug, Clone, Copy, Reflect)]
+#[reflect(Component)]
+pub struct RetryAt(pub std::time::Duration);
+
+/// Lets tickets whose retry is due be placed again.
+pub fn release_retries(
+    mut commands: Commands,
+    mut dirty: ResMut<PlacementDirty>,
+    time: Res<Time>,
+    waiting: Query<(Entity, &RetryAt)>,
+) {
+    let now = time.elapsed();
+    for (entity, retry) in &waiting {
+        if retry.0 <= now {
+            commands.entity(entity).remove::<RetryAt>();
+            dirty.0 = true;
+        }
+    }
+}
+
 /// Whether the KV mirrors are complete. Until both are, nothing is sold or stopped: a restarted
 /// matchmaker first learns every seat sold before it.
 #[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq, Reflect)]
@@ -250,11 +275,14 @@ pub fn apply_stored_reservations(
             }
             Err(error @ SeatStoreError::Unavailable(_)) => {
                 stats.failed += 1;
-                warn!(
-                    "seat {} of `{}` could not be taken: {error}; check the NATS connection",
-                    held.seat, held.deployment_id
-                );
-                if let Some((ticket, _, responder, _)) = ticket {
+                let Some((ticket, mut state, responder, _)) = ticket else {
+                    continue;
+                };
+                if time.elapsed() + SEAT_RETRY >= ticket.deadline {
+                    warn!(
+                        "ticket `{}`: seat {} of `{}` could not be taken ({error}) before its deadline; check the NATS connection",
+                        ticket.id, held.seat, held.deployment_id
+                    );
                     fail_ticket(
                         &mut commands,
                         held.ticket,
@@ -263,7 +291,18 @@ pub fn apply_stored_reservations(
                         ErrorCode::Internal,
                         "the matchmaker could not record your seat; try again",
                     );
+                    continue;
                 }
+                // NATS is away (a reconnect, a JetStream leader election): try again shortly.
+                debug!(
+                    "ticket `{}`: seat {} of `{}` not taken ({error}); retrying in {SEAT_RETRY:?}",
+                    ticket.id, held.seat, held.deployment_id
+                );
+                *state = TicketState::Queued;
+                commands
+                    .entity(held.ticket)
+                    .remove::<PendingSession>()
+                    .insert(RetryAt(time.elapsed() + SEAT_RETRY));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Graceful stop: on SIGTERM or SIGINT (or [`ShutdownFlag`](crate::bridge::ShutdownFlag)) the
 //! matchmaker stops taking requests, answers every ticket still waiting with
 //! [`ErrorCode::ShuttingDown`] (the client retries, and another matchmaker serves it), lets the
-//! seat writes in flight finish so no sold seat goes unanswered, then exits — within the grace
-//! period at the latest. Seed JSON clients see their socket closed with 1001 (going away).
+//! seat writes in flight finish so no sold seat goes unanswered, stops the local fleet's servers
+//! (they remove their leases), then exits — within the grace period at the latest. Seed JSON
+//! clients see their socket closed with 1001 (going away).
 
 use std::time::Instant;
 
@@ -55,6 +56,26 @@ pub fn drained(world: &mut World) -> bool {
             .iter(world)
             .next()
             .is_none()
+}
+
+/// The last step before exiting: the fleet stops servers that cannot outlive this process (local
+/// ones, which then remove their leases), within what is left of the grace period.
+pub fn stop_fleet(world: &mut World, deadline: Instant) {
+    let (Some(fleet), Some(runtime)) = (
+        world.get_resource::<crate::fleet_driver::Fleet>().cloned(),
+        world
+            .get_resource::<crate::runtime::AsyncRuntime>()
+            .cloned(),
+    ) else {
+        return;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stopped = runtime
+        .0
+        .block_on(async move { tokio::time::timeout(left, fleet.0.shutdown()).await });
+    if stopped.is_err() {
+        warn!("the fleet's servers did not all stop within the grace period");
+    }
 }
 
 /// Requests the graceful stop on SIGTERM or SIGINT. Must be called inside a tokio runtime.

@@ -402,19 +402,40 @@ fn a_cancelled_ticket_gives_its_seat_back_and_wakes_placement() {
 }
 
 #[test]
-fn a_failed_seat_write_fails_the_ticket_and_frees_the_seat_in_the_mirror() {
+fn a_seat_write_nats_refused_is_retried_shortly_and_fails_only_at_the_deadline() {
     let mut h = CoreHarness::new(test_config());
     h.lease(lease("dep-a", 1, 6420));
     h.request("t-1");
     h.tick();
-    let store = h.stored.pop().unwrap();
-    h.send(ReservationStored {
-        reservation: store.reservation,
-        result: Err(SeatStoreError::Unavailable("NATS down".into())),
-    });
+    let fail = |h: &mut CoreHarness| {
+        let store = h.stored.pop().unwrap();
+        h.send(ReservationStored {
+            reservation: store.reservation,
+            result: Err(SeatStoreError::Unavailable("NATS down".into())),
+        });
+        h.tick();
+    };
+    fail(&mut h);
+    assert!(
+        h.results().is_empty(),
+        "no error while the deadline allows a retry"
+    );
+    assert_eq!(
+        h.seats("dep-a").unwrap().free(0),
+        1,
+        "the seat is free in the mirror"
+    );
+    assert!(
+        h.stored.is_empty() && h.allocations.is_empty(),
+        "it waits, and asks no fleet"
+    );
+    h.step(Duration::from_millis(300));
     h.tick();
+    assert_eq!(h.stored.len(), 1, "placed again after the pause");
+    // Still refused until the deadline: then the client is told to try again.
+    h.step(Duration::from_millis(29_600));
+    fail(&mut h);
     assert_eq!(failure_code(&h.results()[0].1), Some(ErrorCode::Internal));
-    assert_eq!(h.seats("dep-a").unwrap().free(0), 1);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Seats sold once, on a real nats-server: two matchmakers on one NATS never sell a seat twice;
 //! a matchmaker killed with SIGKILL and started again does not sell again the seats it sold; a
-//! SIGTERM drains: waiting clients are told to retry, sockets close with 1001, the process exits.
+//! SIGTERM drains: waiting clients are told to retry, sockets close with 1001, the local fleet's
+//! servers are stopped, the process exits.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -284,6 +285,26 @@ async fn sigterm_tells_waiting_clients_to_retry_closes_with_1001_and_exits() {
         "{rest:?}"
     );
     assert_eq!(close, Some(1001));
+    let pid = child.id();
     let status = wait_until("the process to exit", WAIT, || child.try_wait().unwrap());
     assert!(status.success(), "{status:?}");
+    assert!(
+        servers_started_by(pid).is_empty(),
+        "the local fleet's servers are stopped with it"
+    );
+}
+
+/// Processes whose environment names `pid` as the matchmaker that started them.
+fn servers_started_by(pid: u32) -> Vec<u32> {
+    let marker = format!("BEVYGAP_PARENT_PID={pid}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        })
+        .collect()
 }

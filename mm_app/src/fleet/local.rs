@@ -284,6 +284,19 @@ impl FleetBackend for LocalFleet {
         self.clone().stop_process(deployment_id).boxed()
     }
 
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let fleet = self.clone();
+        async move {
+            let ids = fleet.running();
+            if !ids.is_empty() {
+                info!("local fleet: stopping {} servers on shutdown", ids.len());
+            }
+            futures::future::join_all(ids.into_iter().map(|id| fleet.clone().stop_process(id)))
+                .await;
+        }
+        .boxed()
+    }
+
     fn report_ended(&self, reporter: EndedReporter) {
         *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(reporter);
     }

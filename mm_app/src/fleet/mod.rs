@@ -103,6 +103,12 @@ pub trait FleetBackend: Send + Sync + 'static {
         true
     }
 
+    /// Called once when the matchmaker stops gracefully: a backend whose servers cannot outlive
+    /// it (local processes) stops them, so they remove their leases instead of lingering.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+
     /// Removals asked for but not yet confirmed by the provider (for inspection).
     fn pending_stops(&self) -> Vec<String> {
         Vec::new()

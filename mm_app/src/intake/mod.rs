@@ -50,6 +50,11 @@ impl Default for IntakeConfig {
     }
 }
 
+/// The seed JSON sockets open now (a graceful stop waits for them to close, so every answer
+/// written is also delivered).
+#[derive(Resource, Debug, Clone)]
+pub struct OpenSeedSockets(pub ConnectionLimiter);
+
 /// The bound address of the client endpoints.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct IntakeAddress(pub SocketAddr);
@@ -78,6 +83,7 @@ impl Intake {
         let ticket_timeout = app.world().resource::<Placement>().0.ticket_timeout;
         let limits = self.config.limits.clone();
         let limiter = ConnectionLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+        app.insert_resource(OpenSeedSockets(limiter.clone()));
         let endpoint = SeedEndpoint {
             requests: app.world().resource::<Inbox<TicketRequested>>().sender(),
             cancels: app.world().resource::<Inbox<TicketCancelled>>().sender(),

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bevygap_matchmaker::app::FleetChoice;
-use bevygap_matchmaker::inspect::InspectConfig;
 use bevygap_matchmaker::intake::IntakeConfig;
 use bevygap_matchmaker::intake::limits::Limits;
 use bevygap_matchmaker::kv_bridge::KvStores;
@@ -40,27 +39,22 @@ pub fn app_config(
 ) -> MatchmakerConfig {
     MatchmakerConfig {
         placement: test_config(),
-        tokens: TokenConfig {
-            protocol_id: 7,
-            private_key: PrivateKey::from_bytes([3; 32]),
-            expire_seconds: 10,
-            timeout_seconds: 5,
-        },
         intake: IntakeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits,
             ..IntakeConfig::default()
         },
-        inspect: Some(InspectConfig {
-            address: [127, 0, 0, 1].into(),
-            port: inspect_port,
-        }),
-        nats: NatsSettings::insecure(nats.address()),
-        kv_replicas: 1,
-        fleet,
-        idle_interval: Duration::from_millis(2),
-        shutdown_grace: Duration::from_secs(5),
-        log_filter: None,
+        ..MatchmakerConfig::loopback(
+            NatsSettings::insecure(nats.address()),
+            fleet,
+            TokenConfig {
+                protocol_id: 7,
+                private_key: PrivateKey::from_bytes([3; 32]),
+                expire_seconds: 10,
+                timeout_seconds: 5,
+            },
+            inspect_port,
+        )
     }
 }
 
