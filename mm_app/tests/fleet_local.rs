@@ -93,3 +93,16 @@ async fn a_missing_program_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn regression_stopping_an_id_this_fleet_never_started_is_an_error_not_ok() {
+    let fleet = LocalFleet::new(LocalFleetConfig {
+        command: vec!["true".into()],
+        ..LocalFleetConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        fleet.stop("local-999-6420-0".into()).await,
+        Err(FleetError::UnknownDeployment("local-999-6420-0".into()))
+    );
+}

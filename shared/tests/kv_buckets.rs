@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{
-    BucketSpec, NatsSettings, WatchEvent, connect, ensure_bucket, spawn_watch,
+    BucketSpec, NatsSettings, SeatLedger, SeatWriteError, WatchEvent, connect, ensure_bucket,
+    spawn_reconciling_watch, spawn_watch,
 };
+use bevygap_shared::schema::{SeatHolder, SeatRecord};
 use bevygap_test_support::NatsServer;
 use tokio::time::timeout;
 
@@ -111,6 +113,83 @@ async fn a_watch_on_an_empty_bucket_reports_synced_at_once() {
     let mut watch = spawn_watch(&nats, store, "dep-9.>", 8);
     assert_eq!(next_event(&mut watch).await, WatchEvent::SyncStarted);
     assert_eq!(next_event(&mut watch).await, WatchEvent::Synced);
+}
+
+#[tokio::test]
+async fn a_reconciling_watch_lists_everything_again_while_healthy() {
+    let server = NatsServer::start().expect("start nats-server");
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let store = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names()))
+        .await
+        .unwrap();
+    store.put("dep-1.1", "v".into()).await.unwrap();
+    let mut watch = spawn_reconciling_watch(
+        &nats,
+        store.clone(),
+        ">",
+        64,
+        Some(Duration::from_millis(200)),
+    );
+    wait_for_event(&mut watch, |e| *e == WatchEvent::Synced).await;
+    // A purge of the whole history sends no event; the next listing shows the key is gone.
+    store
+        .stream
+        .purge()
+        .filter(format!("{}dep-1.>", store.prefix))
+        .await
+        .unwrap();
+    wait_for_event(&mut watch, |e| *e == WatchEvent::Reconciling).await;
+    assert_eq!(next_event(&mut watch).await, WatchEvent::Synced);
+}
+
+#[tokio::test]
+async fn the_seat_ledger_sells_a_seat_once_and_tells_the_loser_what_is_there() {
+    let server = NatsServer::start().expect("start nats-server");
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let store = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names()))
+        .await
+        .unwrap();
+    let ledger = SeatLedger::new(store, nats.jetstream().clone());
+    let seat = |client_id| SeatRecord {
+        deployment_id: "dep-1".into(),
+        seat: 0,
+        holder: SeatHolder::Reserved {
+            reservation_id: format!("r-{client_id}"),
+            client_id,
+            issued_at_ms: 0,
+            expires_at_ms: 1,
+        },
+    };
+    let won = ledger
+        .take(&seat(1), 0, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    match ledger
+        .take(&seat(2), 0, Some(Duration::from_secs(30)))
+        .await
+    {
+        Err(SeatWriteError::Conflict { current, .. }) => {
+            let current = current.unwrap();
+            assert_eq!(current.revision, won.revision);
+            assert_eq!(current.record.and_then(|r| r.client_id()), Some(1));
+        }
+        other => panic!("the second sale must lose, got {other:?}"),
+    }
+    ledger
+        .free("dep-1.0", won.revision, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let freed = ledger.current("dep-1.0").await.unwrap();
+    assert!(freed.record.is_none());
+    // Sold again over the delete marker's revision.
+    ledger
+        .take(&seat(3), freed.revision, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
