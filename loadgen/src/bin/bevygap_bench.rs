@@ -172,30 +172,7 @@ async fn warm_fleet(
     let seats = 1_000_000;
     let fleet = WarmFleet::start(4, seats).await?;
     let requests = (profile.warm_rate * profile.warm_secs) as usize;
-    let base = LoadConfig {
-        url: fleet.seed_url(),
-        protocol: Protocol::Seed,
-        game: GAME.into(),
-        version: VERSION.into(),
-        clients: 64,
-        rate: Some(profile.warm_rate),
-        ramp_up: Duration::from_secs(1),
-        max_requests: requests,
-        max_duration: Duration::from_secs_f64(profile.warm_secs + 10.0),
-        request_timeout: Duration::from_secs(10),
-        allow_remote: false,
-    };
-    let paced = run_load(base.clone()).await?;
-    print!(
-        "seed JSON at {:.0} req/s target:\n{}",
-        profile.warm_rate,
-        paced.table()
-    );
-    println!(
-        "p99 {:.2} ms — target ≤ 10 ms at 2,000 req/s: {}",
-        paced.latency_ms.p99,
-        verdict(paced.latency_ms.p99, 10.0, true)
-    );
+    let (base, paced) = paced_seed_load(&fleet, profile, "target").await?;
     out.insert("warm_seed_paced".into(), serde_json::to_value(&paced)?);
 
     let closed = run_load(LoadConfig {
@@ -267,6 +244,40 @@ async fn warm_fleet(
     Ok(())
 }
 
+/// The warm fleet's paced seed JSON load (printed with its verdict), and its configuration for
+/// the closed loops that follow.
+async fn paced_seed_load(
+    fleet: &WarmFleet,
+    profile: &Profile,
+    rate_label: &str,
+) -> anyhow::Result<(LoadConfig, bevygap_loadgen::Report)> {
+    let base = LoadConfig {
+        url: fleet.seed_url(),
+        protocol: Protocol::Seed,
+        game: GAME.into(),
+        version: VERSION.into(),
+        clients: 64,
+        rate: Some(profile.warm_rate),
+        ramp_up: Duration::from_secs(1),
+        max_requests: (profile.warm_rate * profile.warm_secs) as usize,
+        max_duration: Duration::from_secs_f64(profile.warm_secs + 10.0),
+        request_timeout: Duration::from_secs(10),
+        allow_remote: false,
+    };
+    let paced = run_load(base.clone()).await?;
+    print!(
+        "seed JSON at {:.0} req/s {rate_label}:\n{}",
+        profile.warm_rate,
+        paced.table()
+    );
+    println!(
+        "p99 {:.2} ms — target ≤ 10 ms at 2,000 req/s: {}",
+        paced.latency_ms.p99,
+        verdict(paced.latency_ms.p99, 10.0, true)
+    );
+    Ok((base, paced))
+}
+
 /// Several matchmakers on one NATS, sharing one seat ledger: the load is spread over them, and
 /// the figures are for all of them together, with the rate of seat writes lost to another one.
 async fn several_matchmakers(
@@ -278,31 +289,7 @@ async fn several_matchmakers(
         "{matchmakers} matchmakers on one NATS: request → token"
     ));
     let fleet = WarmFleet::start_many(matchmakers, 4, 1_000_000).await?;
-    let requests = (profile.warm_rate * profile.warm_secs) as usize;
-    let base = LoadConfig {
-        url: fleet.seed_url(),
-        protocol: Protocol::Seed,
-        game: GAME.into(),
-        version: VERSION.into(),
-        clients: 64,
-        rate: Some(profile.warm_rate),
-        ramp_up: Duration::from_secs(1),
-        max_requests: requests,
-        max_duration: Duration::from_secs_f64(profile.warm_secs + 10.0),
-        request_timeout: Duration::from_secs(10),
-        allow_remote: false,
-    };
-    let paced = run_load(base.clone()).await?;
-    print!(
-        "seed JSON at {:.0} req/s in total:\n{}",
-        profile.warm_rate,
-        paced.table()
-    );
-    println!(
-        "p99 {:.2} ms — target ≤ 10 ms at 2,000 req/s: {}",
-        paced.latency_ms.p99,
-        verdict(paced.latency_ms.p99, 10.0, true)
-    );
+    let (base, paced) = paced_seed_load(&fleet, profile, "in total").await?;
     let closed = run_load(LoadConfig {
         rate: None,
         clients: 32,
