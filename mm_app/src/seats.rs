@@ -174,8 +174,9 @@ pub fn apply_seat_changes(
     }
 }
 
-/// Answers placed tickets once their seat is taken; a lost race re-queues the ticket on the
-/// fresh state, a ledger failure fails it with a retryable error.
+/// Answers placed tickets once their seat is taken. A lost race re-queues the ticket on the fresh
+/// state at once; a ledger NATS could not write re-queues it after [`SEAT_RETRY`], and fails it
+/// with a retryable error only when its deadline is near.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_stored_reservations(
     mut commands: Commands,
