@@ -27,6 +27,7 @@ use crate::fleet_driver::FleetDriverPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
 use crate::kv_bridge::{KvBridgePlugin, KvStores};
+use crate::presence::PresencePlugin;
 use crate::runtime::AsyncRuntime;
 use crate::tokens::TokenConfig;
 
@@ -153,7 +154,14 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         placement,
         tokens: config.tokens.clone(),
     })
-    .add_plugins(FleetDriverPlugin { backend })
+    .add_plugins(FleetDriverPlugin {
+        backend: backend.clone(),
+    })
+    .add_plugins(PresencePlugin {
+        nats: nats.clone(),
+        store: stores.matchmakers.clone(),
+        fleet: backend,
+    })
     .add_plugins(KvBridgePlugin { nats, stores });
     Intake {
         config: config.intake.clone(),

@@ -58,6 +58,7 @@ pub struct SummaryParams<'w, 's> {
     tickets: Query<'w, 's, &'static TicketState>,
     taking: Query<'w, 's, &'static SeatReservation>,
     readiness: Res<'w, LedgerReadiness>,
+    live: Option<Res<'w, crate::presence::LiveMatchmakers>>,
     stats: Res<'w, LedgerStats>,
     deployments: Query<
         'w,
@@ -116,6 +117,7 @@ impl SummaryParams<'_, '_> {
                 "conflicts": self.stats.conflicts,
                 "failed_writes": self.stats.failed,
             },
+            "matchmakers": self.live.as_ref().map_or(1, |live| live.0),
         });
         if let Some(fleet) = &self.fleet {
             summary["fleet"] = json!({

@@ -5,6 +5,7 @@
 //! | `{app}_leases` | which game servers are up, where, with how many seats | game servers (heartbeat) | watched → [`LeaseChanged`] |
 //! | `{app}_reservations` | the seat ledger: who holds each seat | matchmakers (reserve, close), game servers (connect, leave) | watched → [`SeatChanged`]; written by compare-and-set |
 //! | `{app}_connections` | which clients are connected (for operators and tools) | game servers | purged with a gone deployment |
+//! | `{app}_matchmakers` | which matchmakers are running | each matchmaker (heartbeat) | counted ([`crate::presence`]) |
 //!
 //! Both watches list the current state first, then follow live changes; after a NATS failure and
 //! every [`RECONCILE_EVERY`] they list again, and keys that vanished meanwhile are reported as
@@ -51,6 +52,8 @@ pub struct KvStores {
     pub seats: SeatLedger,
     /// Active connections written by game servers.
     pub connections: kv::Store,
+    /// Live matchmakers (presence by heartbeat).
+    pub matchmakers: kv::Store,
 }
 
 impl KvStores {
@@ -67,6 +70,8 @@ impl KvStores {
             leases: ensure_bucket(js, &BucketSpec::leases(names).with_replicas(replicas)).await?,
             seats: SeatLedger::new(seats, js.clone()),
             connections: ensure_bucket(js, &BucketSpec::connections(names).with_replicas(replicas))
+                .await?,
+            matchmakers: ensure_bucket(js, &BucketSpec::matchmakers(names).with_replicas(replicas))
                 .await?,
         })
     }

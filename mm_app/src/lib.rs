@@ -36,6 +36,7 @@ pub mod kv_bridge;
 pub mod leases;
 pub mod messages;
 pub mod placement;
+pub mod presence;
 pub mod runtime;
 pub mod seats;
 pub mod shutdown;

@@ -20,7 +20,7 @@ use bevygap_shared::protocol::seed_json::SeedResponse;
 use bevygap_shared::schema::{SeatRecord, decode, encode};
 use bevygap_test_support::{NatsServer, free_tcp_port, wait_until, wait_until_async};
 use futures::future::join_all;
-use support::app_harness::{WAIT, app_config, seed_conversation};
+use support::app_harness::{WAIT, app_config, rpc, seed_conversation};
 use support::core_harness::{GAME, VERSION, lease};
 
 fn request() -> String {
@@ -80,11 +80,14 @@ async fn two_matchmakers_on_one_nats_never_sell_a_seat_twice() {
         ..Limits::default()
     };
     let mut matchmakers = Vec::new();
+    let mut inspect_ports = Vec::new();
     for _ in 0..2 {
+        let inspect_port = free_tcp_port().unwrap();
+        inspect_ports.push(inspect_port);
         let mut config = app_config(
             &nats_server,
             limits.clone(),
-            free_tcp_port().unwrap(),
+            inspect_port,
             FleetChoice::Static,
         );
         config.log_filter = std::env::var("TEST_LOG").ok();
@@ -107,6 +110,15 @@ async fn two_matchmakers_on_one_nats_never_sell_a_seat_twice() {
                 let (replies, _) = seed_conversation(&url, &request()).await;
                 matches!(replies.last(), Some(SeedResponse::SessionReady { .. })).then_some(())
             }
+        })
+        .await;
+    }
+
+    // Each knows the other is there (and so takes half of a fleet's rate budget).
+    for port in &inspect_ports {
+        wait_until_async("each matchmaker to count two", WAIT, || async {
+            let summary = rpc(*port, "bevygap/summary", serde_json::Value::Null).await;
+            (summary["result"]["matchmakers"] == 2).then_some(())
         })
         .await;
     }

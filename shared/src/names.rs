@@ -5,6 +5,7 @@
 //! | `{app}_leases` | `{deployment_id}` | [`DeploymentLease`](crate::schema::DeploymentLease) |
 //! | `{app}_reservations` (the seat ledger) | `{deployment_id}.{seat}` | [`SeatRecord`](crate::schema::SeatRecord) |
 //! | `{app}_connections` | `{deployment_id}.{client_id}` | [`ActiveConnection`](crate::schema::ActiveConnection) |
+//! | `{app}_matchmakers` | `{instance_id}` | the process's start time (presence, by heartbeat) |
 //!
 //! Keys are dot-separated [`KeyToken`]s, so a game server watches `{deployment_id}.>` to see only its
 //! own seats. A token never holds `.`, `*`, `>` or whitespace; IP addresses are encoded with
@@ -91,7 +92,7 @@ impl AppNames {
         format!("{}_leases", self.app)
     }
 
-    /// Bucket of reservations (issued connect tokens awaiting the server's confirmation).
+    /// Bucket of the seat ledger: one key per seat (see [`SeatRecord`](crate::schema::SeatRecord)).
     pub fn reservations_bucket(&self) -> String {
         format!("{}_reservations", self.app)
     }
@@ -105,6 +106,12 @@ impl AppNames {
     /// kept so they resume after a matchmaker restart.
     pub fn fleet_removals_bucket(&self) -> String {
         format!("{}_fleet_removals", self.app)
+    }
+
+    /// Bucket of live matchmakers: one key per running process, kept by heartbeat, so each knows
+    /// how many share the app (and so the provider's rate budget).
+    pub fn matchmakers_bucket(&self) -> String {
+        format!("{}_matchmakers", self.app)
     }
 
     /// Subject on which operators and tools may publish matchmaker commands.

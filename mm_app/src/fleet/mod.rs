@@ -103,6 +103,10 @@ pub trait FleetBackend: Send + Sync + 'static {
         true
     }
 
+    /// Told how many matchmakers share this fleet's provider account now (including this one),
+    /// so a rate-limited backend takes only its part of the provider's budget.
+    fn share_budget_among(&self, _processes: usize) {}
+
     /// Called once when the matchmaker stops gracefully: a backend whose servers cannot outlive
     /// it (local processes) stops them, so they remove their leases instead of lingering.
     fn shutdown(&self) -> BoxFuture<'static, ()> {

@@ -82,6 +82,22 @@ impl BucketSpec {
         }
     }
 
+    /// Live matchmakers: an entry lapses [`Self::PRESENCE_TTL`] after its process's last
+    /// heartbeat.
+    pub fn matchmakers(names: &AppNames) -> Self {
+        Self {
+            name: names.matchmakers_bucket(),
+            description: "Bevygap matchmakers running now, refreshed by heartbeat".into(),
+            max_age: Self::PRESENCE_TTL,
+            max_value_size: 1024,
+            marker_ttl: None,
+            replicas: 1,
+        }
+    }
+
+    /// How long a matchmaker counts as running after its last heartbeat.
+    pub const PRESENCE_TTL: Duration = Duration::from_secs(10);
+
     /// The same bucket with `replicas` copies of each entry (a JetStream cluster).
     pub fn with_replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas.max(1);

@@ -90,6 +90,10 @@ struct Limits {
 }
 
 impl Limits {
+    fn buckets(&self) -> [&Mutex<RateLimit>; 4] {
+        [&self.deploy, &self.status, &self.other, &self.list]
+    }
+
     /// How long to wait before a call of `limit` may go out.
     fn reserve(&self, limit: Limit) -> Duration {
         let bucket = match limit {
@@ -168,6 +172,17 @@ impl EdgegapClient {
                 )),
             }),
         })
+    }
+
+    /// Takes this process's part of the rate budget, shared by `processes` matchmakers on the
+    /// same Edgegap account (see [`crate::presence`]).
+    pub fn share_budget_among(&self, processes: usize) {
+        for bucket in self.limits.buckets() {
+            bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .share_among(processes);
+        }
     }
 
     /// The base URL in use.

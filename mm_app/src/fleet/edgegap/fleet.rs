@@ -316,6 +316,10 @@ impl Inner {
 }
 
 impl FleetBackend for EdgegapFleet {
+    fn share_budget_among(&self, processes: usize) {
+        self.inner.client.share_budget_among(processes);
+    }
+
     fn name(&self) -> &'static str {
         "edgegap"
     }

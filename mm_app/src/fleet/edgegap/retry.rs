@@ -53,6 +53,8 @@ pub struct RateLimit {
     burst: f64,
     tokens: f64,
     last: Instant,
+    /// How many processes share the budget (each takes its part).
+    share: f64,
 }
 
 impl RateLimit {
@@ -65,19 +67,35 @@ impl RateLimit {
             burst,
             tokens: burst,
             last: Instant::now(),
+            share: 1.0,
         }
+    }
+
+    /// Takes this process's part of a budget shared by `processes` (several matchmakers on one
+    /// Edgegap account): the rate and burst are divided between them (a burst of at least one).
+    pub fn share_among(&mut self, processes: usize) {
+        self.share = processes.max(1) as f64;
+        self.tokens = self.tokens.min(self.burst());
+    }
+
+    fn rate(&self) -> f64 {
+        self.per_second / self.share
+    }
+
+    fn burst(&self) -> f64 {
+        (self.burst / self.share).max(1.0)
     }
 
     /// How long to wait before the next call is allowed at `now`; takes the token.
     pub fn reserve(&mut self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.tokens = (self.tokens + elapsed * self.rate()).min(self.burst());
         self.last = now;
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / self.per_second)
+            Duration::from_secs_f64(-self.tokens / self.rate())
         }
     }
 }
@@ -111,5 +129,18 @@ mod tests {
         assert!(waits[4] > Duration::ZERO, "the 5th waits");
         // The 20th call is due 16/15 s after the first: never 20 calls within one second.
         assert!(waits[19] > Duration::from_secs(1), "{:?}", waits[19]);
+    }
+
+    #[test]
+    fn processes_sharing_a_budget_each_take_their_part() {
+        // Three matchmakers on one account: together still below Edgegap's 40 deploys/s.
+        let mut limit = RateLimit::new(DEPLOY_LIMIT.0, DEPLOY_LIMIT.1);
+        limit.share_among(3);
+        let now = Instant::now();
+        let waits: Vec<Duration> = (0..13).map(|_| limit.reserve(now)).collect();
+        assert!(waits[..2].iter().all(|w| w.is_zero()), "a burst of 8/3");
+        assert!(waits[2] > Duration::ZERO);
+        // 10 calls/s each: the 13th is due 11/10 s later, so 3 × 12 calls never fit in a second.
+        assert!(waits[12] > Duration::from_secs(1), "{:?}", waits[12]);
     }
 }

@@ -1,0 +1,128 @@
+//! Live matchmakers: each process keeps a key in `{app}_matchmakers` by heartbeat and watches
+//! the others', so every process knows how many serve the app. The fleet backend is told, and
+//! takes only its part of the provider's rate budget (Edgegap's limits are per account: three
+//! matchmakers each sending at the full rate would be refused).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bevy::prelude::*;
+use bevygap_shared::nats::{NatsConnection, WatchEvent, spawn_watch};
+use bevygap_shared::time::now_millis;
+
+use crate::bridge::{Inbox, InboxSender, add_inbox};
+use crate::core_plugin::CoreSystems;
+use crate::fleet::FleetBackend;
+use crate::runtime::AsyncRuntime;
+
+/// How often this process renews its presence key (its TTL is
+/// [`BucketSpec::PRESENCE_TTL`](bevygap_shared::nats::BucketSpec::PRESENCE_TTL)).
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// How many matchmakers serve the app now, this one included.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchmakersLive(pub usize);
+
+/// The last count, for inspection.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
+#[reflect(Resource)]
+pub struct LiveMatchmakers(pub usize);
+
+/// This process's presence.
+pub struct PresencePlugin {
+    /// The NATS connection.
+    pub nats: NatsConnection,
+    /// The `{app}_matchmakers` bucket.
+    pub store: kv::Store,
+    /// The fleet backend to tell how many share its budget.
+    pub fleet: Arc<dyn FleetBackend>,
+}
+
+impl Plugin for PresencePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<MatchmakersLive>();
+        add_inbox::<MatchmakersLive>(app);
+        let instance = format!("mm-{:016x}", rand::random::<u64>());
+        info!("matchmaker instance `{instance}`");
+        let runtime = app.world().resource::<AsyncRuntime>().0.clone();
+        let sender = app.world().resource::<Inbox<MatchmakersLive>>().sender();
+        {
+            let _guard = runtime.enter();
+            let watch = spawn_watch(&self.nats, self.store.clone(), ">", 64);
+            runtime.spawn(keep_presence(self.store.clone(), instance));
+            runtime.spawn(count_matchmakers(watch, self.fleet.clone(), sender));
+        }
+        app.insert_resource(LiveMatchmakers(1))
+            .register_type::<LiveMatchmakers>()
+            .add_systems(Update, apply_presence.in_set(CoreSystems::Apply));
+    }
+}
+
+/// Renews this process's key until the runtime stops.
+async fn keep_presence(store: kv::Store, instance: String) {
+    let mut failing = false;
+    loop {
+        match store
+            .put(instance.as_str(), now_millis().to_string().into())
+            .await
+        {
+            Ok(_) => failing = false,
+            Err(error) if !failing => {
+                warn!("presence `{instance}` could not be renewed ({error}); retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// Counts live keys (current state first, then changes) and reports every change.
+async fn count_matchmakers(
+    mut watch: bevygap_shared::nats::WatchHandle,
+    fleet: Arc<dyn FleetBackend>,
+    live: InboxSender<MatchmakersLive>,
+) {
+    let mut keys: HashSet<String> = HashSet::new();
+    let mut listing: Option<HashSet<String>> = None;
+    let mut reported = 0;
+    while let Some(event) = watch.events.recv().await {
+        match event {
+            WatchEvent::SyncStarted | WatchEvent::Reconciling => listing = Some(HashSet::new()),
+            WatchEvent::Synced => keys = listing.take().unwrap_or_default(),
+            WatchEvent::Put { key, .. } => {
+                match listing.as_mut() {
+                    Some(listing) => listing.insert(key),
+                    None => keys.insert(key),
+                };
+            }
+            WatchEvent::Removed { key, .. } => {
+                if let Some(listing) = listing.as_mut() {
+                    listing.remove(&key);
+                }
+                keys.remove(&key);
+            }
+        }
+        let count = keys.len().max(1);
+        if listing.is_none() && count != reported {
+            reported = count;
+            info!(
+                "{count} matchmakers serve this app; each takes 1/{count} of the fleet's rate budget"
+            );
+            fleet.share_budget_among(count);
+            live.send(MatchmakersLive(count)).await;
+        }
+    }
+}
+
+/// Keeps [`LiveMatchmakers`] current.
+pub fn apply_presence(
+    mut live: MessageReader<MatchmakersLive>,
+    mut count: ResMut<LiveMatchmakers>,
+) {
+    if let Some(MatchmakersLive(n)) = live.read().last() {
+        count.0 = *n;
+    }
+}
