@@ -15,6 +15,7 @@ use bevygap_shared::nats::{
 use crate::bridge::{ShutdownFlag, Wake, event_driven_runner};
 use crate::core_plugin::{MatchmakerCorePlugin, PlacementConfig};
 use crate::error::ConfigError;
+use crate::fleet::edgegap::allocations::AllocationLog;
 use crate::fleet::edgegap::checks::check_app;
 use crate::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
 use crate::fleet::edgegap::fleet::{EdgegapFleet, EdgegapFleetConfig, EdgegapMode};
@@ -131,15 +132,21 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     let nats = handle.block_on(connect(&config.nats, "bevygap-matchmaker"))?;
     let stores = handle.block_on(KvStores::open(&nats, &names, config.kv_replicas))?;
 
+    // This process's presence id: counted by the others, and the owner of its allocations.
+    let instance = format!("mm-{:016x}", rand::random::<u64>());
     let backend: Arc<dyn FleetBackend> = match &config.fleet {
         FleetChoice::Local(local) => Arc::new(LocalFleet::new(local.clone())?),
         FleetChoice::Static => Arc::new(StaticFleet),
         FleetChoice::Edgegap { api, fleet } => Arc::new(handle.block_on(open_edgegap(
             &nats,
             &names,
-            api,
-            fleet,
-            &config.placement.app_versions,
+            EdgegapParts {
+                api,
+                fleet,
+                versions: &config.placement.app_versions,
+                stores: &stores,
+                instance: &instance,
+            },
         ))?),
     };
     info!(
@@ -158,6 +165,7 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         backend: backend.clone(),
     })
     .add_plugins(PresencePlugin {
+        instance,
         nats: nats.clone(),
         store: stores.matchmakers.clone(),
         fleet: backend,
@@ -183,13 +191,30 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
 /// Checks the Edgegap app and versions, opens the removal queue (resuming what a previous run left)
 /// and builds the fleet. A wrong key, app or version stops the start with what to fix; an API that
 /// cannot be reached only warns, since Edgegap may be back before the first player.
+/// What [`open_edgegap`] works from.
+struct EdgegapParts<'a> {
+    api: &'a EdgegapApiConfig,
+    fleet: &'a EdgegapFleetConfig,
+    versions: &'a [String],
+    stores: &'a KvStores,
+    instance: &'a str,
+}
+
+/// How often a matchmaker looks for allocations of matchmakers that died.
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
+
 async fn open_edgegap(
     nats: &NatsConnection,
     names: &AppNames,
-    api: &EdgegapApiConfig,
-    fleet: &EdgegapFleetConfig,
-    versions: &[String],
+    parts: EdgegapParts<'_>,
 ) -> Result<EdgegapFleet, ConfigError> {
+    let EdgegapParts {
+        api,
+        fleet,
+        versions,
+        stores,
+        instance,
+    } = parts;
     let client = EdgegapClient::new(api).map_err(FleetError::from)?;
     match check_app(&client, &fleet.application, versions).await {
         Ok(found) => info!(
@@ -210,7 +235,27 @@ async fn open_edgegap(
     }
     let kv = ensure_bucket(nats.jetstream(), &BucketSpec::fleet_removals(names)).await?;
     let removals = RemovalQueue::open(client.clone(), kv, REMOVAL_RETRY).await?;
-    Ok(EdgegapFleet::new(client, fleet.clone(), removals))
+    let records = ensure_bucket(nats.jetstream(), &BucketSpec::fleet_allocations(names)).await?;
+    let edgegap =
+        EdgegapFleet::new(client, fleet.clone(), removals).with_allocation_log(AllocationLog {
+            records,
+            presence: stores.matchmakers.clone(),
+            leases: stores.leases.clone(),
+            owner: instance.to_owned(),
+        });
+    let sweeper = edgegap.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TAKE_OVER_EVERY).await;
+            if let Err(error) = sweeper
+                .take_over_allocations(BucketSpec::PRESENCE_TTL)
+                .await
+            {
+                warn!("allocations of gone matchmakers not checked ({error}); retrying");
+            }
+        }
+    });
+    Ok(edgegap)
 }
 
 /// How a queued stop is retried: soon at first, then once a minute until Edgegap confirms it.

@@ -32,6 +32,8 @@ pub struct LiveMatchmakers(pub usize);
 
 /// This process's presence.
 pub struct PresencePlugin {
+    /// This process's presence id (`mm-` and 16 hex digits).
+    pub instance: String,
     /// The NATS connection.
     pub nats: NatsConnection,
     /// The `{app}_matchmakers` bucket.
@@ -44,7 +46,7 @@ impl Plugin for PresencePlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<MatchmakersLive>();
         add_inbox::<MatchmakersLive>(app);
-        let instance = format!("mm-{:016x}", rand::random::<u64>());
+        let instance = self.instance.clone();
         info!("matchmaker instance `{instance}`");
         let runtime = app.world().resource::<AsyncRuntime>().0.clone();
         let sender = app.world().resource::<Inbox<MatchmakersLive>>().sender();

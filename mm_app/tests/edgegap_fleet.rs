@@ -1,6 +1,7 @@
 //! The Edgegap fleet backend against the offline replica and a real nats-server: allocation waits
 //! for `Status.READY`, a deployment that never gets there is stopped with a clear error, stops are
-//! queued in KV until Edgegap confirms them (across restarts), and 429 storms are waited out.
+//! queued in KV until Edgegap confirms them (across restarts), 429 storms are waited out, and a
+//! deployment whose matchmaker died while starting it is stopped by a survivor.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -8,6 +9,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bevygap_edgegap_replica::{AppSpec, ReplicaConfig, ReplicaHandle, Route, VersionSpec};
+use bevygap_matchmaker::fleet::edgegap::allocations::{AllocationLog, AllocationRecord};
+use bevygap_matchmaker::fleet::edgegap::api::{DeployRequest, DeploymentUser};
 use bevygap_matchmaker::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
 use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleet, EdgegapFleetConfig, EdgegapMode};
 use bevygap_matchmaker::fleet::edgegap::removals::RemovalQueue;
@@ -16,6 +19,7 @@ use bevygap_matchmaker::fleet::{AllocationRequest, FleetBackend, FleetError};
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{BucketSpec, NatsSettings, connect, ensure_bucket};
 use bevygap_shared::protocol::GameRef;
+use bevygap_shared::schema::{decode, encode};
 use bevygap_shared::secret::Secret;
 use bevygap_test_support::{NatsServer, wait_until_async};
 use futures::TryStreamExt;
@@ -264,4 +268,108 @@ async fn an_unreadable_queued_removal_is_dropped_and_the_queue_still_opens() {
         queued_keys(&s.kv).await.is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_whose_matchmaker_died_while_starting_it_is_stopped_by_a_survivor() {
+    let s = setup(None, false).await;
+    let conn = connect(
+        &NatsSettings::insecure(s.nats.address()),
+        "allocations-test",
+    )
+    .await
+    .unwrap();
+    let names = AppNames::new(APP).unwrap();
+    let js = conn.jetstream();
+    let records = ensure_bucket(js, &BucketSpec::fleet_allocations(&names))
+        .await
+        .unwrap();
+    let presence = ensure_bucket(js, &BucketSpec::matchmakers(&names))
+        .await
+        .unwrap();
+    let leases = ensure_bucket(js, &BucketSpec::leases(&names))
+        .await
+        .unwrap();
+    let log = |owner: &str| AllocationLog {
+        records: records.clone(),
+        presence: presence.clone(),
+        leases: leases.clone(),
+        owner: owner.into(),
+    };
+
+    // A matchmaker starts a server and dies while Edgegap deploys it.
+    let dying = fleet(&s, |_| {}).await.with_allocation_log(log("mm-dying"));
+    let allocating = tokio::spawn(async move { dying.allocate(request(&["203.0.113.7"])).await });
+    let id = wait_until_async(
+        "the allocation recorded with its request id",
+        WAIT,
+        || async {
+            let key = queued_keys(&records).await.into_iter().next()?;
+            let bytes = records.get(&key).await.ok()??;
+            decode::<AllocationRecord>(&bytes).ok()?.request_id
+        },
+    )
+    .await;
+    allocating.abort();
+    let tags = &s.replica.deployments()[0].tags;
+    assert!(
+        tags.iter().any(|t| t.starts_with("a-")),
+        "the deployment carries its allocation tag: {tags:?}"
+    );
+
+    // A survivor is present, the dead one is not: the survivor stops the deployment.
+    presence.put("mm-survivor", "1".into()).await.unwrap();
+    let survivor = fleet(&s, |_| {})
+        .await
+        .with_allocation_log(log("mm-survivor"));
+    assert_eq!(
+        survivor
+            .take_over_allocations(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    wait_stopped(&s, &id).await;
+    assert!(queued_keys(&records).await.is_empty(), "the record is gone");
+    // Nothing more to take over, and a live matchmaker's allocations are never touched.
+    assert_eq!(
+        survivor
+            .take_over_allocations(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A matchmaker that died before Edgegap answered: its deployment is found by its tag.
+    let orphan = AllocationRecord {
+        owner: "mm-gone".into(),
+        tag: "a-orphan".into(),
+        request_id: None,
+        started_at_ms: 0,
+    };
+    records
+        .put("a-orphan", encode(&orphan).into())
+        .await
+        .unwrap();
+    let accepted = client(&s.replica)
+        .deploy(&DeployRequest {
+            application: APP.into(),
+            version: "1".into(),
+            users: vec![DeploymentUser::ip("203.0.113.8")],
+            environment_variables: vec![],
+            tags: vec!["bevygap".into(), "a-orphan".into()],
+            webhook_on_ready: None,
+            webhook_on_error: None,
+            webhook_on_terminated: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        survivor
+            .take_over_allocations(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    wait_stopped(&s, &accepted.request_id).await;
 }

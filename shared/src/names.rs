@@ -108,6 +108,12 @@ impl AppNames {
         format!("{}_fleet_removals", self.app)
     }
 
+    /// Bucket of fleet allocations in flight (servers being started), kept so that another
+    /// matchmaker takes over those of a process that died.
+    pub fn fleet_allocations_bucket(&self) -> String {
+        format!("{}_fleet_allocations", self.app)
+    }
+
     /// Bucket of live matchmakers: one key per running process, kept by heartbeat, so each knows
     /// how many share the app (and so the provider's rate budget).
     pub fn matchmakers_bucket(&self) -> String {

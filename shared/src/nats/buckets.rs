@@ -82,6 +82,19 @@ impl BucketSpec {
         }
     }
 
+    /// Fleet allocations in flight: kept until their matchmaker (or one taking over) ends them.
+    pub fn fleet_allocations(names: &AppNames) -> Self {
+        Self {
+            name: names.fleet_allocations_bucket(),
+            description: "Bevygap fleet allocations in flight, taken over if their matchmaker dies"
+                .into(),
+            max_age: Duration::ZERO,
+            max_value_size: 4 * 1024,
+            marker_ttl: Some(Self::MARKER_TTL),
+            replicas: 1,
+        }
+    }
+
     /// Live matchmakers: an entry lapses [`Self::PRESENCE_TTL`] after its process's last
     /// heartbeat.
     pub fn matchmakers(names: &AppNames) -> Self {

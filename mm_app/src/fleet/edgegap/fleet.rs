@@ -16,6 +16,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracing::{info, warn};
 
+use super::allocations::AllocationLog;
 use super::api::{DeployRequest, DeploymentUser, EnvVar, SessionRequest, Webhook};
 use super::client::EdgegapClient;
 use super::error::EdgegapError;
@@ -85,6 +86,8 @@ struct Inner {
     removals: RemovalQueue,
     /// Sessions by the deployment they are linked to (sessions mode).
     sessions: Mutex<HashMap<String, Vec<String>>>,
+    /// Where allocations in flight are recorded (deployments mode), if shared with others.
+    allocations: Option<AllocationLog>,
 }
 
 /// How a poll ended.
@@ -103,7 +106,38 @@ impl EdgegapFleet {
                 config,
                 removals,
                 sessions: Mutex::default(),
+                allocations: None,
             }),
+        }
+    }
+
+    /// The same fleet, recording its allocations in `log` so another matchmaker takes them over
+    /// if this one dies (see [`AllocationLog`]).
+    pub fn with_allocation_log(self, log: AllocationLog) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            client: shared.client.clone(),
+            config: shared.config.clone(),
+            removals: shared.removals.clone(),
+            sessions: Mutex::default(),
+            allocations: None,
+        });
+        Self {
+            inner: Arc::new(Inner {
+                allocations: Some(log),
+                ..inner
+            }),
+        }
+    }
+
+    /// Takes over the allocations of matchmakers that are gone (older than `min_age`); returns
+    /// how many were taken over. Nothing to do without an allocation log.
+    pub async fn take_over_allocations(&self, min_age: Duration) -> Result<usize, FleetError> {
+        match &self.inner.allocations {
+            Some(log) => {
+                log.sweep(&self.inner.client, &self.inner.removals, min_age)
+                    .await
+            }
+            None => Ok(0),
         }
     }
 
@@ -144,19 +178,41 @@ impl Inner {
         request: &AllocationRequest,
         ips: Vec<String>,
     ) -> Result<Allocation, FleetError> {
+        let Some(log) = &self.allocations else {
+            return self.deploy_tagged(request, ips, None).await;
+        };
+        let tag = log.begin().await;
+        let result = self.deploy_tagged(request, ips, Some((log, &tag))).await;
+        log.end(&tag).await;
+        result
+    }
+
+    async fn deploy_tagged(
+        &self,
+        request: &AllocationRequest,
+        ips: Vec<String>,
+        recorded: Option<(&AllocationLog, &str)>,
+    ) -> Result<Allocation, FleetError> {
         let webhook = self.config.webhook_url.clone().map(|url| Webhook { url });
+        let mut tags = self.config.tags.clone();
+        if let Some((_, tag)) = recorded {
+            tags.push(tag.to_owned());
+        }
         let body = DeployRequest {
             application: self.config.application.clone(),
             version: request.game.version.clone(),
             users: ips.into_iter().map(DeploymentUser::ip).collect(),
             environment_variables: self.config.env.clone(),
-            tags: self.config.tags.clone(),
+            tags,
             webhook_on_ready: webhook.clone(),
             webhook_on_error: webhook.clone(),
             webhook_on_terminated: webhook,
         };
         let accepted = self.client.deploy(&body).await?;
         let id = accepted.request_id;
+        if let Some((log, tag)) = recorded {
+            log.accepted(tag, &id).await;
+        }
         if KeyToken::new("request id", id.as_str()).is_err() {
             return Err(EdgegapError::Unexpected(format!(
                 "deployment id `{id}` cannot be a lease key"
