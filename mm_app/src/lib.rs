@@ -1,8 +1,10 @@
 //! # bevygap_matchmaker
 //!
-//! The Bevygap matchmaker is a headless Bevy app. Tickets (client requests), deployments (game
-//! servers), and reservations (issued connect tokens) are entities; systems place tickets on free
-//! seats, ask the fleet for servers, mint lightyear connect tokens, and scale empty servers down.
+//! The Bevygap matchmaker is a headless Bevy app. Tickets (client requests) and deployments (game
+//! servers, each with its seats mirrored from the seat ledger in NATS KV) are entities; systems
+//! place tickets on free seats (a seat is sold only by a compare-and-set write), ask the fleet for
+//! servers, mint lightyear connect tokens, and scale empty servers down. Any number of
+//! matchmakers can serve one game: the seat state is in KV, not here.
 //!
 //! - [`core_plugin`]: the rules, with no I/O ([`MatchmakerCorePlugin`]), by capability:
 //!   [`ticket`] (requests, cancels, timeouts), [`placement`] (tickets onto free seats),
@@ -11,7 +13,9 @@
 //! - [`fleet`]: where game servers come from (local processes, a static list), driven by
 //!   [`fleet_driver`].
 //! - [`intake`]: the websocket endpoints (`/ws` simplenet, `/matchmaker/ws` seed JSON).
-//! - [`kv_bridge`]: NATS KV watches in, reservations out.
+//! - [`kv_bridge`]: NATS KV watches in (leases, the seat ledger), compare-and-set seat writes out.
+//! - [`presence`]: which matchmakers are running (the Edgegap rate budget is shared among them).
+//! - [`shutdown`]: the graceful stop.
 //! - [`inspect`]: `bevy_remote` with a `bevygap/summary` method.
 //! - [`bridge`]: bounded async → ECS inboxes and the event-driven runner.
 //! - [`cli`] and [`app`]: flags, validation, and assembling the app.

@@ -4,13 +4,14 @@
 //! (`bevygap_server_plugin`) and game clients (`bevygap_client_plugin`).
 //!
 //! - [`names`]: NATS KV bucket names and keys, all prefixed by the app name and built in one place.
-//! - [`schema`]: the records that cross NATS KV (deployment leases, reservations, active connections),
-//!   JSON with a format version.
+//! - [`schema`]: the records that cross NATS KV (deployment leases, seats of the seat ledger,
+//!   active connections), JSON with a format version.
 //! - [`protocol`]: the client channel (a `bevy_simplenet` [`ChannelPack`](bevy_simplenet::ChannelPack))
 //!   and the seed-compatible JSON messages of `/matchmaker/ws`.
 //! - [`edgegap`]: the parts of Edgegap's deployment object that servers and the matchmaker read.
 //! - [`nats`]: connecting to NATS from args or env (TLS with a custom CA, user/password or a
-//!   credentials file), bucket creation and a watch that survives reconnects. The only I/O here.
+//!   credentials file), bucket creation, a watch that survives reconnects, and the seat ledger's
+//!   compare-and-set writes. The only I/O here.
 //!
 //! ```
 //! use bevygap_shared::names::AppNames;
