@@ -150,14 +150,24 @@ pub fn start_watches(
 
 /// Tracks which keys exist across re-lists, reporting the ones a re-list no longer shows.
 #[derive(Default)]
-struct Reconciler {
+pub(crate) struct Reconciler {
     known: HashSet<String>,
     listing: Option<HashSet<String>>,
 }
 
 impl Reconciler {
+    /// Keys that exist, as of the last complete listing and the live events since.
+    pub(crate) fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Whether a listing is under way (the count is not settled).
+    pub(crate) fn listing(&self) -> bool {
+        self.listing.is_some()
+    }
+
     /// Feeds one watch event; returns the keys to report as removed.
-    fn apply(&mut self, event: &WatchEvent) -> Vec<String> {
+    pub(crate) fn apply(&mut self, event: &WatchEvent) -> Vec<String> {
         match event {
             WatchEvent::SyncStarted | WatchEvent::Reconciling => {
                 self.listing = Some(HashSet::new());

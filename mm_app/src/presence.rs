@@ -3,18 +3,18 @@
 //! takes only its part of the provider's rate budget (Edgegap's limits are per account: three
 //! matchmakers each sending at the full rate would be refused).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bevy::prelude::*;
-use bevygap_shared::nats::{NatsConnection, WatchEvent, spawn_watch};
+use bevygap_shared::nats::{NatsConnection, spawn_watch};
 use bevygap_shared::time::now_millis;
 
 use crate::bridge::{Inbox, InboxSender, add_inbox};
 use crate::core_plugin::CoreSystems;
 use crate::fleet::FleetBackend;
+use crate::kv_bridge::Reconciler;
 use crate::runtime::AsyncRuntime;
 
 /// How often this process renews its presence key (its TTL is
@@ -87,28 +87,12 @@ async fn count_matchmakers(
     fleet: Arc<dyn FleetBackend>,
     live: InboxSender<MatchmakersLive>,
 ) {
-    let mut keys: HashSet<String> = HashSet::new();
-    let mut listing: Option<HashSet<String>> = None;
+    let mut reconciler = Reconciler::default();
     let mut reported = 0;
     while let Some(event) = watch.events.recv().await {
-        match event {
-            WatchEvent::SyncStarted | WatchEvent::Reconciling => listing = Some(HashSet::new()),
-            WatchEvent::Synced => keys = listing.take().unwrap_or_default(),
-            WatchEvent::Put { key, .. } => {
-                match listing.as_mut() {
-                    Some(listing) => listing.insert(key),
-                    None => keys.insert(key),
-                };
-            }
-            WatchEvent::Removed { key, .. } => {
-                if let Some(listing) = listing.as_mut() {
-                    listing.remove(&key);
-                }
-                keys.remove(&key);
-            }
-        }
-        let count = keys.len().max(1);
-        if listing.is_none() && count != reported {
+        reconciler.apply(&event);
+        let count = reconciler.known().max(1);
+        if !reconciler.listing() && count != reported {
             reported = count;
             info!(
                 "{count} matchmakers serve this app; each takes 1/{count} of the fleet's rate budget"

@@ -36,6 +36,22 @@ async fn wait_for_event(
     }
 }
 
+/// A fresh nats-server, a connection to it, and the bucket of `spec`.
+async fn with_bucket(
+    spec: &BucketSpec,
+) -> (
+    NatsServer,
+    bevygap_shared::nats::NatsConnection,
+    async_nats::jetstream::kv::Store,
+) {
+    let server = NatsServer::start().expect("start nats-server");
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let store = ensure_bucket(nats.jetstream(), spec).await.unwrap();
+    (server, nats, store)
+}
+
 fn names() -> AppNames {
     AppNames::new("test-game").expect("valid app name")
 }
@@ -73,13 +89,7 @@ async fn bucket_creation_is_idempotent() {
 
 #[tokio::test]
 async fn a_watch_lists_existing_keys_then_sees_puts_and_deletes() {
-    let server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let store = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names()))
-        .await
-        .unwrap();
+    let (_server, nats, store) = with_bucket(&BucketSpec::connections(&names())).await;
     store.put("dep-1.1", "before".into()).await.unwrap();
 
     let mut watch = spawn_watch(&nats, store.clone(), ">", 64);
@@ -103,13 +113,7 @@ async fn a_watch_lists_existing_keys_then_sees_puts_and_deletes() {
 
 #[tokio::test]
 async fn a_watch_on_an_empty_bucket_reports_synced_at_once() {
-    let server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let store = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names()))
-        .await
-        .unwrap();
+    let (_server, nats, store) = with_bucket(&BucketSpec::connections(&names())).await;
     let mut watch = spawn_watch(&nats, store, "dep-9.>", 8);
     assert_eq!(next_event(&mut watch).await, WatchEvent::SyncStarted);
     assert_eq!(next_event(&mut watch).await, WatchEvent::Synced);
@@ -117,13 +121,7 @@ async fn a_watch_on_an_empty_bucket_reports_synced_at_once() {
 
 #[tokio::test]
 async fn a_reconciling_watch_lists_everything_again_while_healthy() {
-    let server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let store = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names()))
-        .await
-        .unwrap();
+    let (_server, nats, store) = with_bucket(&BucketSpec::connections(&names())).await;
     store.put("dep-1.1", "v".into()).await.unwrap();
     let mut watch = spawn_reconciling_watch(
         &nats,
@@ -146,13 +144,7 @@ async fn a_reconciling_watch_lists_everything_again_while_healthy() {
 
 #[tokio::test]
 async fn the_seat_ledger_sells_a_seat_once_and_tells_the_loser_what_is_there() {
-    let server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let store = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names()))
-        .await
-        .unwrap();
+    let (_server, nats, store) = with_bucket(&BucketSpec::seats(&names())).await;
     let ledger = SeatLedger::new(store, nats.jetstream().clone());
     let seat = |client_id| SeatRecord {
         deployment_id: "dep-1".into(),
@@ -194,12 +186,8 @@ async fn the_seat_ledger_sells_a_seat_once_and_tells_the_loser_what_is_there() {
 
 #[tokio::test]
 async fn expired_entries_are_reported_as_removed() {
-    let server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
     let spec = BucketSpec::leases_with_ttl(&names(), Duration::from_secs(1));
-    let store = ensure_bucket(nats.jetstream(), &spec).await.unwrap();
+    let (_server, nats, store) = with_bucket(&spec).await;
     let mut watch = spawn_watch(&nats, store.clone(), ">", 8);
     wait_for_event(&mut watch, |e| *e == WatchEvent::Synced).await;
     store.put("dep-1", "lease".into()).await.unwrap();
@@ -217,13 +205,7 @@ async fn expired_entries_are_reported_as_removed() {
 
 #[tokio::test]
 async fn a_watch_survives_a_server_restart() {
-    let mut server = NatsServer::start().expect("start nats-server");
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let store = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names()))
-        .await
-        .unwrap();
+    let (mut server, nats, store) = with_bucket(&BucketSpec::connections(&names())).await;
     let mut watch = spawn_watch(&nats, store.clone(), ">", 64);
     wait_for_event(&mut watch, |e| *e == WatchEvent::Synced).await;
     store.put("dep-1.1", "before".into()).await.unwrap();

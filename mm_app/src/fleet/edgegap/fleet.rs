@@ -86,8 +86,8 @@ struct Inner {
     removals: RemovalQueue,
     /// Sessions by the deployment they are linked to (sessions mode).
     sessions: Mutex<HashMap<String, Vec<String>>>,
-    /// Where allocations in flight are recorded (deployments mode), if shared with others.
-    allocations: Option<AllocationLog>,
+    /// Where allocations in flight are recorded (deployments mode), once set.
+    allocations: std::sync::OnceLock<AllocationLog>,
 }
 
 /// How a poll ended.
@@ -106,33 +106,22 @@ impl EdgegapFleet {
                 config,
                 removals,
                 sessions: Mutex::default(),
-                allocations: None,
+                allocations: std::sync::OnceLock::new(),
             }),
         }
     }
 
     /// The same fleet, recording its allocations in `log` so another matchmaker takes them over
-    /// if this one dies (see [`AllocationLog`]).
+    /// if this one dies (see [`AllocationLog`]). A log set before is kept.
     pub fn with_allocation_log(self, log: AllocationLog) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            client: shared.client.clone(),
-            config: shared.config.clone(),
-            removals: shared.removals.clone(),
-            sessions: Mutex::default(),
-            allocations: None,
-        });
-        Self {
-            inner: Arc::new(Inner {
-                allocations: Some(log),
-                ..inner
-            }),
-        }
+        let _ = self.inner.allocations.set(log);
+        self
     }
 
     /// Takes over the allocations of matchmakers that are gone (older than `min_age`); returns
     /// how many were taken over. Nothing to do without an allocation log.
     pub async fn take_over_allocations(&self, min_age: Duration) -> Result<usize, FleetError> {
-        match &self.inner.allocations {
+        match self.inner.allocations.get() {
             Some(log) => {
                 log.sweep(&self.inner.client, &self.inner.removals, min_age)
                     .await
@@ -178,7 +167,7 @@ impl Inner {
         request: &AllocationRequest,
         ips: Vec<String>,
     ) -> Result<Allocation, FleetError> {
-        let Some(log) = &self.allocations else {
+        let Some(log) = self.allocations.get() else {
             return self.deploy_tagged(request, ips, None).await;
         };
         let tag = log.begin().await;
