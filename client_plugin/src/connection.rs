@@ -8,13 +8,34 @@ use lightyear::netcode::ConnectToken;
 use lightyear::prelude::client::*;
 use lightyear::prelude::*;
 
+use bevygap_shared::protocol::channel::SessionInfo;
+
 use crate::matchmaking::{ClientSettings, ReceivedSession};
 use crate::state::BevygapClientState;
+
+/// How often a connection the game server refused is tried again with the same token: the server
+/// learns of a reservation through a KV watch, which can trail the matchmaker's answer (a NATS
+/// node failing over), and a refused handshake does not use the token up.
+const REFUSED_RETRIES: u32 = 8;
+
+/// The pause before the first retry; each next one waits that much longer.
+const REFUSED_PAUSE: Duration = Duration::from_millis(300);
 
 /// The lightyear client entity the plugin created.
 #[derive(Component, Debug)]
 pub struct BevygapLightyearClient {
     started: Duration,
+    session: SessionInfo,
+    refused: u32,
+}
+
+/// A connection the game server refused, to be tried again at `at` (real elapsed time).
+#[derive(Resource, Debug)]
+pub struct RetryRefusedConnection {
+    session: SessionInfo,
+    started: Duration,
+    refused: u32,
+    at: Duration,
 }
 
 /// Spawns and connects the lightyear client for a received session.
@@ -28,7 +49,53 @@ pub fn connect_session(
     let Some(session) = session else { return };
     let session = session.0.clone();
     commands.remove_resource::<ReceivedSession>();
-    for entity in &existing {
+    commands.remove_resource::<RetryRefusedConnection>();
+    spawn_client(
+        &mut commands,
+        session,
+        time.elapsed(),
+        0,
+        &mut state,
+        &existing,
+    );
+}
+
+/// Tries a refused connection again once its pause is over (see [`REFUSED_RETRIES`]).
+pub fn retry_refused_connection(
+    mut commands: Commands,
+    retry: Option<Res<RetryRefusedConnection>>,
+    mut state: ResMut<BevygapClientState>,
+    existing: Query<Entity, With<BevygapLightyearClient>>,
+    time: Res<Time<Real>>,
+) {
+    let Some(retry) = retry else { return };
+    if retry.at > time.elapsed() {
+        return;
+    }
+    commands.remove_resource::<RetryRefusedConnection>();
+    if *state != BevygapClientState::Connecting {
+        return;
+    }
+    spawn_client(
+        &mut commands,
+        retry.session.clone(),
+        retry.started,
+        retry.refused,
+        &mut state,
+        &existing,
+    );
+}
+
+/// Replaces any client entity of ours with one connecting with `session`'s token.
+fn spawn_client(
+    commands: &mut Commands,
+    session: SessionInfo,
+    started: Duration,
+    refused: u32,
+    state: &mut BevygapClientState,
+    existing: &Query<Entity, With<BevygapLightyearClient>>,
+) {
+    for entity in existing {
         commands.entity(entity).despawn();
     }
     let token = match ConnectToken::try_from_bytes(&session.connect_token) {
@@ -51,7 +118,9 @@ pub fn connect_session(
         }
     };
     let marker = BevygapLightyearClient {
-        started: time.elapsed(),
+        started,
+        session: session.clone(),
+        refused,
     };
     let entity = match (session.transport, session.cert_digest) {
         (Transport::WebTransport, Some(digest)) => commands
@@ -109,17 +178,43 @@ pub fn on_connected(
     }
 }
 
-/// The connection ended or failed.
+/// Whether the server refused the handshake (lightyear reports it only as text).
+fn refused_by_server(reason: &DisconnectedReason) -> bool {
+    matches!(reason, DisconnectedReason::TransportError(text) if text.contains("ConnectionDenied"))
+}
+
+/// The connection ended or failed. A refused handshake is tried again a few times within the
+/// connect timeout (see [`REFUSED_RETRIES`]) before the state turns `Failed`.
 pub fn on_disconnected(
     trigger: On<Insert, Disconnected>,
-    ours: Query<&Disconnected, With<BevygapLightyearClient>>,
+    ours: Query<(&Disconnected, &BevygapLightyearClient)>,
     mut state: ResMut<BevygapClientState>,
+    settings: Res<ClientSettings>,
+    time: Res<Time<Real>>,
+    mut commands: Commands,
 ) {
-    let Ok(disconnected) = ours.get(trigger.event_target()) else {
+    let Ok((disconnected, client)) = ours.get(trigger.event_target()) else {
         return;
     };
     if matches!(disconnected.reason, DisconnectedReason::Unknown) {
         return; // inserted when the entity is spawned
+    }
+    let pause = REFUSED_PAUSE * (client.refused + 1);
+    if *state == BevygapClientState::Connecting
+        && refused_by_server(&disconnected.reason)
+        && client.refused < REFUSED_RETRIES
+        && time.elapsed() + pause < client.started + settings.0.connect_timeout
+    {
+        info!(
+            "bevygap: the game server refused the connection; trying again in {pause:?} (it may not have seen the reservation yet)"
+        );
+        commands.insert_resource(RetryRefusedConnection {
+            session: client.session.clone(),
+            started: client.started,
+            refused: client.refused + 1,
+            at: time.elapsed() + pause,
+        });
+        return;
     }
     let reason = disconnected.reason.to_string();
     *state = match *state {
@@ -159,6 +254,7 @@ pub fn time_out_connection(
 
 /// Disconnects from the game server (what `bevygap_disconnect_client` does).
 pub fn disconnect(world: &mut World) {
+    world.remove_resource::<RetryRefusedConnection>();
     let mut query = world.query_filtered::<Entity, With<BevygapLightyearClient>>();
     let entities: Vec<Entity> = query.iter(world).collect();
     for entity in entities {

@@ -83,7 +83,11 @@ impl Plugin for BevygapClientPlugin {
             )
             .add_systems(
                 Update,
-                (connection::connect_session, connection::time_out_connection)
+                (
+                    connection::connect_session,
+                    connection::retry_refused_connection,
+                    connection::time_out_connection,
+                )
                     .in_set(BevygapClientSystems::Connection),
             )
             .add_observer(connection::on_connected)

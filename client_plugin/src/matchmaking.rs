@@ -56,6 +56,7 @@ pub fn start_request(world: &mut World) {
         }
     };
     world.remove_resource::<ReceivedSession>();
+    world.remove_resource::<crate::connection::RetryRefusedConnection>();
     if settings.protocol == crate::config::MatchmakerProtocol::SeedJson {
         #[cfg(not(target_arch = "wasm32"))]
         {
