@@ -124,6 +124,23 @@ fn the_inspection_endpoint_stays_on_loopback_unless_allowed() {
 }
 
 #[test]
+fn kv_replicas_outside_what_jetstream_allows_are_refused() {
+    for replicas in ["0", "6"] {
+        let out = with_required_flags()
+            .args(["--dev", "--kv-replicas", replicas])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("kv-replicas") && err.contains("1 to 5"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn the_edgegap_fleet_needs_its_api_key() {
     let out = with_fleet("edgegap")
         .arg("--dev")

@@ -110,3 +110,36 @@ async fn a_nats_restart_mid_flow_is_survived() {
         "{replies:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_holding_an_unreadable_record_is_never_sold() {
+    let h = AppHarness::start().await;
+    // Something other than Bevygap wrote the only seat of dep-a.
+    h.stores
+        .seats
+        .store()
+        .put("dep-a.0", "not a seat record".into())
+        .await
+        .unwrap();
+    h.put_lease(&lease("dep-a", 1, 6420)).await;
+    wait_until_async("dep-a with its seat counted as taken", WAIT, || async {
+        (deployment(&summary(&h).await, "dep-a")?["free"] == 0).then_some(())
+    })
+    .await;
+    let request = format!(
+        r#"{{"game":"{}","version":"{}"}}"#,
+        support::core_harness::GAME,
+        support::core_harness::VERSION
+    );
+    let (replies, _) = seed_conversation(&h.mm().seed_url(), &request).await;
+    assert!(
+        matches!(
+            replies.last(),
+            Some(bevygap_shared::protocol::seed_json::SeedResponse::Error(
+                503,
+                _
+            ))
+        ),
+        "{replies:?}"
+    );
+}
