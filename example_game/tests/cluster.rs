@@ -102,6 +102,20 @@ fn most_players(log: &Path) -> u32 {
         .unwrap_or(0)
 }
 
+/// The last lines of each server's log, to read when the test fails.
+fn log_tails(servers: &[(Process, PathBuf)]) -> String {
+    servers
+        .iter()
+        .map(|(_, log)| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            format!("--- {}\n{tail}", log.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn three_matchmakers_on_a_three_node_cluster_survive_losing_one_of_each() {
     let mut cluster = NatsCluster::start(3).unwrap();
@@ -214,7 +228,11 @@ fn three_matchmakers_on_a_three_node_cluster_survive_losing_one_of_each() {
         .collect();
     let played = outcomes.iter().filter(|(ok, _)| *ok).count();
     eprintln!("bots: {played} of {BOTS} played; {outcomes:?}");
-    assert!(played >= 1, "survivors still place players: {outcomes:?}");
+    assert!(
+        played >= 1,
+        "survivors still place players: {outcomes:?}\n{}",
+        log_tails(&servers)
+    );
     for (ok, reason) in &outcomes {
         assert!(
             *ok || !reason.trim().is_empty(),

@@ -69,6 +69,9 @@ pub struct Admission {
     seats: HashMap<u32, u64>,
     /// Client ids admitted, with the time after which their reservation can no longer be replayed.
     used: HashMap<u64, UnixMillis>,
+    /// The newest revision applied per seat: the watch and a direct read of the ledger can
+    /// deliver one seat's states out of order, and an older state never overwrites a newer one.
+    revisions: HashMap<u32, u64>,
 }
 
 impl Admission {
@@ -79,15 +82,17 @@ impl Admission {
             reservations: HashMap::new(),
             seats: HashMap::new(),
             used: HashMap::new(),
+            revisions: HashMap::new(),
         }
     }
 
-    /// Records a seat reserved in the ledger at `revision` (ignores other deployments').
+    /// Records a seat reserved in the ledger at `revision` (ignores other deployments', and
+    /// states older than one already applied to the seat).
     pub fn reservation_added(&mut self, seat: u32, revision: u64, reservation: Reservation) {
-        if reservation.deployment_id != self.deployment_id {
+        if reservation.deployment_id != self.deployment_id || !self.advance(seat, revision) {
             return;
         }
-        self.seat_changed(seat);
+        self.forget(seat);
         self.seats.insert(seat, reservation.client_id);
         self.reservations.insert(
             reservation.client_id,
@@ -99,9 +104,26 @@ impl Admission {
         );
     }
 
-    /// Forgets the reservation on `seat`: the seat was freed, lapsed, or now holds something
-    /// else (a connected client, a stop).
-    pub fn seat_changed(&mut self, seat: u32) {
+    /// Forgets the reservation on `seat`: at `revision` the seat was freed, lapsed, or holds
+    /// something else (a connected client, a stop). Ignored if the seat is known at a newer
+    /// revision.
+    pub fn seat_changed(&mut self, seat: u32, revision: u64) {
+        if self.advance(seat, revision) {
+            self.forget(seat);
+        }
+    }
+
+    /// Whether `revision` is at least the newest applied to `seat` (and records it).
+    fn advance(&mut self, seat: u32, revision: u64) -> bool {
+        let newest = self.revisions.entry(seat).or_insert(revision);
+        if *newest > revision {
+            return false;
+        }
+        *newest = revision;
+        true
+    }
+
+    fn forget(&mut self, seat: u32) {
         if let Some(client_id) = self.seats.remove(&seat)
             && self
                 .reservations
@@ -283,11 +305,27 @@ mod tests {
     fn reservations_whose_seat_changed_no_longer_admit() {
         let mut table = Admission::new("dep-a");
         table.reservation_added(2, 5, reservation(9, "dep-a"));
-        table.seat_changed(2);
+        table.seat_changed(2, 6);
         assert_eq!(table.pending(), 0);
         assert_eq!(
             table.admit(9, None, 2_000),
             Err(AdmissionDenied::NoReservation(9))
         );
+    }
+
+    #[test]
+    fn an_older_state_of_a_seat_never_overwrites_a_newer_one() {
+        let mut table = Admission::new("dep-a");
+        // A direct read saw the seat connected at 7; the watch then delivers the reservation at 5.
+        table.seat_changed(1, 7);
+        table.reservation_added(1, 5, reservation(3, "dep-a"));
+        assert_eq!(
+            table.check(3, 2_000),
+            Err(AdmissionDenied::NoReservation(3))
+        );
+        // The watch reports the seat reserved at 8; a late read of revision 6 (free) changes nothing.
+        table.reservation_added(1, 8, reservation(4, "dep-a"));
+        table.seat_changed(1, 6);
+        assert!(table.check(4, 2_000).is_ok());
     }
 }

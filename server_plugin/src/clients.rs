@@ -9,7 +9,7 @@ use bevygap_shared::time::now_millis;
 use lightyear::connection::shared::{ConnectionRequestHandler, DeniedReason};
 use lightyear::prelude::server::*;
 use lightyear::prelude::*;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::admission::AdmissionDenied;
 use crate::kv_tasks::{SeatCommand, SeatLost, SharedAdmission, lock};
@@ -32,19 +32,26 @@ pub(crate) struct LostSeats(pub mpsc::UnboundedReceiver<SeatLost>);
 pub(crate) struct PlayerCount(pub watch::Sender<u32>);
 
 /// Admits a client id only with a live, unused reservation (see
-/// [`Admission::check`](crate::admission::Admission::check)).
+/// [`Admission::check`](crate::admission::Admission::check)). A client whose reservation is not
+/// known yet rings `lookups`, so the seats are read from the ledger before its next attempt.
 #[derive(Debug)]
-pub(crate) struct ReservationGate(pub SharedAdmission);
+pub(crate) struct ReservationGate {
+    admission: SharedAdmission,
+    lookups: Arc<Notify>,
+}
 
 impl ConnectionRequestHandler for ReservationGate {
     fn handle_request(&self, client_id: PeerId) -> Option<DeniedReason> {
         let PeerId::Netcode(id) = client_id else {
             return Some(DeniedReason::InvalidToken);
         };
-        match lock(&self.0).check(id, now_millis()) {
+        match lock(&self.admission).check(id, now_millis()) {
             Ok(()) => None,
             Err(denied) => {
                 debug!("denied client {id}: {denied}");
+                if matches!(denied, AdmissionDenied::NoReservation(_)) {
+                    self.lookups.notify_one();
+                }
                 Some(match denied {
                     AdmissionDenied::AlreadyUsed(_) => DeniedReason::TokenAlreadyUsed,
                     _ => DeniedReason::InvalidToken,
@@ -54,9 +61,9 @@ impl ConnectionRequestHandler for ReservationGate {
     }
 }
 
-/// The gate for a netcode server.
-pub(crate) fn gate(admission: SharedAdmission) -> Arc<ReservationGate> {
-    Arc::new(ReservationGate(admission))
+/// The gate for a netcode server; it rings `lookups` for clients it does not know yet.
+pub(crate) fn gate(admission: SharedAdmission, lookups: Arc<Notify>) -> Arc<ReservationGate> {
+    Arc::new(ReservationGate { admission, lookups })
 }
 
 /// Connected players: admitted client entities that have not disconnected.

@@ -14,7 +14,7 @@ use bevygap_shared::schema::{
     ActiveConnection, DeploymentLease, SeatHolder, SeatRecord, decode, encode,
 };
 use bevygap_shared::time::now_millis;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
 use crate::admission::Admission;
@@ -104,7 +104,16 @@ pub fn lease_for(
     }
 }
 
-/// Feeds this deployment's reserved seats into the admission table until the task is dropped.
+/// The shortest pause between two direct reads of this deployment's seats (see
+/// [`watch_seats`]): knocks inside it share one read.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(100);
+
+/// Feeds this deployment's seats into the admission table until the task is dropped.
+///
+/// The KV watch delivers every change. When a client knocks whose reservation the table does not
+/// hold yet, the gate rings `lookups`, and every seat is read from the stream leader: the watch
+/// can trail the ledger by seconds while a NATS node fails over, and the client's next attempt
+/// then finds its seat.
 ///
 /// Seats the first listing shows as connected belong to an earlier process with this id (a
 /// restarted static server): nobody is connected to a process that just started, so they are
@@ -114,11 +123,23 @@ pub async fn watch_seats(
     ledger: SeatLedger,
     context: DeploymentContext,
     admission: SharedAdmission,
+    lookups: Arc<Notify>,
 ) {
     let filter = deployment_filter(&context.deployment_id);
     let mut watch = spawn_watch(&nats, ledger.store().clone(), filter, 1024);
     let mut first_listing = true;
-    while let Some(event) = watch.events.recv().await {
+    let mut lookup_after = tokio::time::Instant::now();
+    loop {
+        let event = tokio::select! {
+            event = watch.events.recv() => event,
+            () = lookups.notified() => {
+                tokio::time::sleep_until(lookup_after).await;
+                look_up_seats(&ledger, &context, &admission).await;
+                lookup_after = tokio::time::Instant::now() + LOOKUP_PAUSE;
+                continue;
+            }
+        };
+        let Some(event) = event else { return };
         match event {
             WatchEvent::Put {
                 key,
@@ -128,41 +149,61 @@ pub async fn watch_seats(
                 let Some((_, seat)) = parse_seat_key(&key) else {
                     continue;
                 };
-                match decode::<SeatRecord>(&value) {
-                    Ok(record) => match record.reservation() {
-                        Some(reservation) => {
-                            debug!("seat {seat} reserved for client {}", reservation.client_id);
-                            lock(&admission).reservation_added(seat, revision, reservation);
-                        }
-                        None => {
-                            lock(&admission).seat_changed(seat);
-                            if first_listing
-                                && matches!(record.holder, SeatHolder::Connected { .. })
-                            {
-                                info!(
-                                    "seat {seat} was held by a client of an earlier run; freeing it"
-                                );
-                                if let Err(error) =
-                                    ledger.free(&key, revision, BucketSpec::MARKER_TTL).await
-                                {
-                                    debug!("stale seat `{key}` not freed: {error}");
-                                }
-                            }
-                        }
-                    },
-                    Err(error) => {
-                        lock(&admission).seat_changed(seat);
-                        warn!("ignoring seat `{key}`: {error}");
+                let record = decode::<SeatRecord>(&value);
+                if let Err(error) = &record {
+                    warn!("ignoring seat `{key}`: {error}");
+                }
+                let record = record.ok();
+                seat_seen(&admission, seat, revision, record.as_ref());
+                if first_listing
+                    && record
+                        .as_ref()
+                        .is_some_and(|r| matches!(r.holder, SeatHolder::Connected { .. }))
+                {
+                    info!("seat {seat} was held by a client of an earlier run; freeing it");
+                    if let Err(error) = ledger.free(&key, revision, BucketSpec::MARKER_TTL).await {
+                        debug!("stale seat `{key}` not freed: {error}");
                     }
                 }
             }
-            WatchEvent::Removed { key, .. } => {
+            WatchEvent::Removed { key, revision } => {
                 if let Some((_, seat)) = parse_seat_key(&key) {
-                    lock(&admission).seat_changed(seat);
+                    lock(&admission).seat_changed(seat, revision);
                 }
             }
             WatchEvent::Synced => first_listing = false,
             WatchEvent::SyncStarted | WatchEvent::Reconciling => {}
+        }
+    }
+}
+
+/// Applies one seat's state, seen at `revision`, to the admission table.
+fn seat_seen(admission: &SharedAdmission, seat: u32, revision: u64, record: Option<&SeatRecord>) {
+    match record.and_then(SeatRecord::reservation) {
+        Some(reservation) => {
+            debug!("seat {seat} reserved for client {}", reservation.client_id);
+            lock(admission).reservation_added(seat, revision, reservation);
+        }
+        None => lock(admission).seat_changed(seat, revision),
+    }
+}
+
+/// Reads every seat of this deployment from the stream leader into the admission table.
+pub async fn look_up_seats(
+    ledger: &SeatLedger,
+    context: &DeploymentContext,
+    admission: &SharedAdmission,
+) {
+    for seat in 0..context.capacity {
+        let key = seat_key(&context.deployment_id, seat);
+        match ledger.current(&key).await {
+            Ok(state) => seat_seen(admission, seat, state.revision, state.record.as_ref()),
+            Err(error) => {
+                debug!(
+                    "seats not read from the ledger ({error}); the watch or the next knock brings them"
+                );
+                return;
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the buckets yet), open the buckets as the matchmaker made them, then run the lease, the seat
 //! watch feeding admission, and the recorder.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::prelude::*;
@@ -10,7 +11,7 @@ use bevygap_shared::nats::{
     NatsConnection, SeatLedger, connect, install_crypto_provider, open_bucket,
 };
 use bevygap_shared::schema::{CertDigest, Transport};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::kv_tasks::{
     ConnectionRecorder, SeatCommand, SeatLost, SharedAdmission, lease_for, run_lease, run_recorder,
@@ -42,6 +43,8 @@ pub(crate) struct LinkChannels {
     pub lost: mpsc::UnboundedSender<SeatLost>,
     /// The admission table to feed.
     pub admission: SharedAdmission,
+    /// Rung by the gate when a client's reservation is not known yet.
+    pub lookups: Arc<Notify>,
 }
 
 /// Runs the link; returns the lease task (awaited on shutdown so the lease is removed).
@@ -82,6 +85,7 @@ pub(crate) async fn run_nats(
         buckets.seats.clone(),
         config.context.clone(),
         channels.admission,
+        channels.lookups,
     ));
     let lease = lease_for(&config.context, transport, digest);
     tokio::spawn(run_lease(

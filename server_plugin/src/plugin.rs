@@ -103,6 +103,7 @@ impl Plugin for BevygapServerPlugin {
         let admission: SharedAdmission = Arc::new(Mutex::new(Admission::new(
             config.context.deployment_id.to_string(),
         )));
+        let lookups = Arc::new(tokio::sync::Notify::new());
         let (registered_tx, registered) = watch::channel(false);
         let (stop_lease, stop_lease_rx) = watch::channel(false);
         let (terminate_tx, terminate) = watch::channel(false);
@@ -155,6 +156,7 @@ impl Plugin for BevygapServerPlugin {
                 seat_commands: seat_commands_rx,
                 lost: lost_tx,
                 admission: admission.clone(),
+                lookups: lookups.clone(),
             },
         );
         let slot = lease_task.clone();
@@ -167,7 +169,7 @@ impl Plugin for BevygapServerPlugin {
             .with_protocol_id(config.protocol_id)
             .with_key(config.private_key)
             .with_additional_expected_addresses([config.context.public_addr])
-            .with_connection_request_handler(gate(admission.clone()));
+            .with_connection_request_handler(gate(admission.clone(), lookups));
         let mut server = app.world_mut().spawn((
             Name::new("bevygap game server"),
             NetcodeServer::new(netcode),

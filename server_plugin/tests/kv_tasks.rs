@@ -10,14 +10,14 @@ use std::time::Duration;
 use bevygap_server_plugin::admission::Admission;
 use bevygap_server_plugin::context::DeploymentContext;
 use bevygap_server_plugin::kv_tasks::{
-    ConnectionRecorder, lease_for, lock, run_lease, watch_seats,
+    ConnectionRecorder, lease_for, lock, look_up_seats, run_lease, watch_seats,
 };
 use bevygap_shared::names::{AppNames, KeyToken, client_key, seat_key};
 use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect, ensure_bucket};
 use bevygap_shared::schema::{DeploymentLease, SeatHolder, SeatRecord, Transport, decode};
 use bevygap_shared::time::now_millis;
 use bevygap_test_support::{NatsServer, wait_until_async};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -120,6 +120,7 @@ async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_unt
         ledger.clone(),
         context(),
         admission.clone(),
+        Arc::new(Notify::new()),
     ));
     let dep = KeyToken::new("d", "dep-a").unwrap();
     wait_until_async("the phantom seat to be freed", WAIT, || async {
@@ -203,4 +204,52 @@ async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_unt
             .is_none()
     );
     watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_finds_reservations_without_the_watch_and_never_undoes_a_newer_state() {
+    let server = NatsServer::start().unwrap();
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let names = AppNames::new("spaceships").unwrap();
+    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
+        .await
+        .unwrap();
+    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
+    let first = ledger
+        .take(&reserved("dep-a", 0, 5), 0, Some(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    ledger
+        .take(&reserved("dep-a", 3, 6), 0, Some(Duration::from_secs(15)))
+        .await
+        .unwrap();
+
+    // No watch runs: a knock's lookup alone brings both reservations.
+    let admission = Arc::new(Mutex::new(Admission::new("dep-a")));
+    look_up_seats(&ledger, &context(), &admission).await;
+    assert_eq!(lock(&admission).pending(), 2);
+    assert!(lock(&admission).check(5, now_millis()).is_ok());
+
+    // Client 5 connected meanwhile (the table learnt it at its newer revision): a lookup that
+    // read the seat earlier cannot bring the reservation back.
+    let mut connected = reserved("dep-a", 0, 5);
+    connected.holder = SeatHolder::Connected {
+        reservation_id: "r-5".into(),
+        client_id: 5,
+        connected_at_ms: now_millis(),
+    };
+    let newer = ledger.take(&connected, first.revision, None).await.unwrap();
+    lock(&admission).seat_changed(0, newer.revision);
+    lock(&admission).reservation_added(
+        0,
+        first.revision,
+        reserved("dep-a", 0, 5).reservation().unwrap(),
+    );
+    assert_eq!(
+        lock(&admission).pending(),
+        1,
+        "only seat 3 is still reserved"
+    );
 }
