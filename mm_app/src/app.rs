@@ -92,10 +92,7 @@ impl MatchmakerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 ..IntakeConfig::default()
             },
-            inspect: Some(InspectConfig {
-                address: [127, 0, 0, 1].into(),
-                port: inspect_port,
-            }),
+            inspect: Some(InspectConfig::loopback(inspect_port)),
             nats,
             kv_replicas: 1,
             fleet,
@@ -176,9 +173,10 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     }
     .install(&mut app)?;
     if let Some(inspect) = &config.inspect {
-        app.add_plugins(InspectPlugin {
+        InspectPlugin {
             config: inspect.clone(),
-        });
+        }
+        .install(&mut app)?;
     }
     app.init_resource::<ShutdownFlag>();
     app.set_runner(event_driven_runner(

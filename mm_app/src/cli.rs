@@ -135,12 +135,19 @@ pub struct Cli {
     /// Port of the bevy_remote inspection endpoint (0 disables it).
     #[arg(long, env = "BEVYGAP_REMOTE_PORT", default_value_t = 15702)]
     pub remote_port: u16,
-    /// Address of the inspection endpoint.
+    /// Address of the inspection endpoint; off loopback it needs a bearer token.
     #[arg(long, env = "BEVYGAP_REMOTE_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub remote_address: IpAddr,
-    /// Allow the inspection endpoint on a non-loopback address (it has no authentication).
-    #[arg(long, env = "BEVYGAP_REMOTE_ALLOW_NON_LOOPBACK")]
-    pub remote_allow_non_loopback: bool,
+    /// Serve inspection methods that change the world (spawn, insert, mutate, despawn); off by
+    /// default, the endpoint is read-only.
+    #[arg(long, env = "BEVYGAP_REMOTE_ALLOW_WRITES")]
+    pub remote_allow_writes: bool,
+    /// Bearer token the inspection endpoint requires (`Authorization: Bearer …`).
+    #[arg(long, env = "BEVYGAP_REMOTE_TOKEN", hide_env_values = true)]
+    pub remote_token: Option<Secret>,
+    /// A file holding the inspection bearer token (instead of BEVYGAP_REMOTE_TOKEN).
+    #[arg(long, env = "BEVYGAP_REMOTE_TOKEN_FILE")]
+    pub remote_token_file: Option<PathBuf>,
 
     /// Longest sleep between updates when idle, in milliseconds.
     #[arg(long, env = "BEVYGAP_IDLE_TICK_MS", default_value_t = 2)]
@@ -205,6 +212,27 @@ impl Cli {
         Ok(key.check_not_placeholder(self.dev)?)
     }
 
+    /// The inspection token, from BEVYGAP_REMOTE_TOKEN or its file (not both).
+    fn remote_token(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.remote_token, &self.remote_token_file) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "remote-token-file",
+                "set BEVYGAP_REMOTE_TOKEN or --remote-token-file, not both",
+            )),
+            (Some(token), None) => Ok(Some(token.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::invalid(
+                        "remote-token-file",
+                        format!("{} cannot be read: {e}", path.display()),
+                    )
+                })?;
+                Ok(Some(Secret::new(text.trim())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Validates everything and builds the configuration.
     pub fn into_config(self) -> Result<MatchmakerConfig, ConfigError> {
         let private_key = self.private_key()?;
@@ -231,15 +259,18 @@ impl Cli {
                 "must be 1 to 3600",
             ));
         }
-        if self.remote_port != 0
-            && !self.remote_address.is_loopback()
-            && !self.remote_allow_non_loopback
-        {
-            return Err(ConfigError::invalid(
-                "remote-address",
-                "the inspection endpoint has no authentication; pass --remote-allow-non-loopback to expose it",
-            ));
-        }
+        let inspect = if self.remote_port == 0 {
+            None
+        } else {
+            let config = InspectConfig {
+                address: self.remote_address,
+                port: self.remote_port,
+                allow_writes: self.remote_allow_writes,
+                token: self.remote_token()?,
+            };
+            config.validate()?;
+            Some(config)
+        };
         self.nats.validate()?;
         if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
             return Err(ConfigError::invalid(
@@ -311,10 +342,7 @@ impl Cli {
                 trusted_proxies: self.trusted_proxy.clone(),
                 status_page: self.status_page,
             },
-            inspect: (self.remote_port != 0).then_some(InspectConfig {
-                address: self.remote_address,
-                port: self.remote_port,
-            }),
+            inspect,
             nats: self.nats.clone(),
             kv_replicas: self.kv_replicas,
             fleet,

@@ -1,4 +1,6 @@
-//! Live inspection over `bevy_remote` (JSON-RPC over HTTP, loopback by default).
+//! Live inspection over `bevy_remote` (JSON-RPC over HTTP, loopback by default), read-only
+//! unless `--remote-allow-writes`, refusing browser pages, and behind a bearer token off
+//! loopback (see [`inspect_access`](crate::inspect_access)).
 //!
 //! Every ticket, deployment and reservation component is registered for reflection, so
 //! `world.query` returns them; `bevygap/summary` returns counts by state and seats per deployment:
@@ -10,45 +12,133 @@
 //!   "params":{"data":{"components":["bevygap_matchmaker::deployment::Seats"]}}}'
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
-use bevy_remote::http::RemoteHttpPlugin;
-use bevy_remote::{BrpResult, RemotePlugin};
+use bevy_remote::{BrpResult, BrpSender, RemoteMethods, RemotePlugin};
+use bevygap_shared::secret::Secret;
 use serde_json::{Value, json};
 
 use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
+use crate::error::ConfigError;
 use crate::fleet_driver::Fleet;
+use crate::inspect_access::{AccessPolicy, Mailbox, READ_METHODS, serve};
+use crate::runtime::AsyncRuntime;
 use crate::seats::{LedgerReadiness, LedgerStats, SeatReservation};
 use crate::ticket::TicketState;
 
 /// The name of the summary method.
 pub const SUMMARY_METHOD: &str = "bevygap/summary";
 
-/// Where the inspection endpoint listens.
+/// Where the inspection endpoint listens, and who may use it.
 #[derive(Debug, Clone)]
 pub struct InspectConfig {
-    /// Bind address (127.0.0.1 unless explicitly allowed otherwise).
+    /// Bind address (127.0.0.1 unless a token is set).
     pub address: IpAddr,
     /// Port.
     pub port: u16,
+    /// Serve the methods that change the world (spawn, insert, mutate, despawn, …).
+    pub allow_writes: bool,
+    /// The bearer token every request must carry; required on a non-loopback address.
+    pub token: Option<Secret>,
 }
 
-/// Adds `bevy_remote` with the summary method.
+impl InspectConfig {
+    /// Read-only inspection on loopback, without a token.
+    pub fn loopback(port: u16) -> Self {
+        Self {
+            address: [127, 0, 0, 1].into(),
+            port,
+            allow_writes: false,
+            token: None,
+        }
+    }
+
+    /// Refuses a non-loopback address without a token.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.address.is_loopback() && self.token.as_ref().is_none_or(Secret::is_empty) {
+            return Err(ConfigError::invalid(
+                "remote-address",
+                "off loopback the inspection endpoint needs a bearer token: set BEVYGAP_REMOTE_TOKEN or --remote-token-file",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Adds `bevy_remote` with the summary method, served by the access-checked front.
 pub struct InspectPlugin {
-    /// Where to listen.
+    /// Where to listen and who may call.
     pub config: InspectConfig,
+}
+
+/// The front's slot for the world's mailbox.
+#[derive(Resource)]
+struct InspectMailbox(Mailbox);
+
+impl InspectPlugin {
+    /// Binds the listener (a bind failure is a clear error) and adds the plugin. Needs
+    /// [`AsyncRuntime`].
+    pub fn install(self, app: &mut App) -> Result<(), ConfigError> {
+        self.config.validate()?;
+        let addr = SocketAddr::new(self.config.address, self.config.port);
+        let bind_error = |e: std::io::Error| ConfigError::Bind {
+            addr,
+            reason: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        if let Ok(bound) = listener.local_addr() {
+            info!(
+                "matchmaker: inspection on http://{bound} ({}{})",
+                if self.config.allow_writes {
+                    "reads and writes"
+                } else {
+                    "read-only"
+                },
+                if self.config.token.is_some() {
+                    ", bearer token required"
+                } else {
+                    ""
+                }
+            );
+        }
+        let mailbox = Mailbox::default();
+        let runtime = app.world().resource::<AsyncRuntime>().0.clone();
+        let policy = AccessPolicy {
+            allow_writes: self.config.allow_writes,
+            token: self.config.token.clone(),
+        };
+        runtime.spawn(serve(listener, policy, mailbox.clone()));
+        app.insert_resource(InspectMailbox(mailbox));
+        app.add_plugins(self);
+        Ok(())
+    }
 }
 
 impl Plugin for InspectPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((
-            RemotePlugin::default().with_method_main(SUMMARY_METHOD, summary),
-            RemoteHttpPlugin::default()
-                .with_address(self.config.address)
-                .with_port(self.config.port),
-        ));
+        app.add_plugins(RemotePlugin::default().with_method_main(SUMMARY_METHOD, summary));
+        if !self.config.allow_writes {
+            // Methods that change the world do not exist here at all, whatever reaches the mailbox.
+            let all = app.world().resource::<RemoteMethods>();
+            let mut reads = RemoteMethods::new();
+            for name in READ_METHODS {
+                if let Some(id) = all.get(name) {
+                    reads.insert(*name, *id);
+                }
+            }
+            app.insert_resource(reads);
+        }
+        app.add_systems(Startup, open_mailbox);
+    }
+}
+
+/// Hands the world's mailbox (made at `PreStartup`) to the HTTP front.
+fn open_mailbox(sender: Res<BrpSender>, slot: Option<Res<InspectMailbox>>) {
+    if let Some(slot) = slot {
+        let _ = slot.0.set((**sender).clone());
     }
 }
 

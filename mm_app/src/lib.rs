@@ -16,7 +16,8 @@
 //! - [`kv_bridge`]: NATS KV watches in (leases, the seat ledger), compare-and-set seat writes out.
 //! - [`presence`]: which matchmakers are running (the Edgegap rate budget is shared among them).
 //! - [`shutdown`]: the graceful stop.
-//! - [`inspect`]: `bevy_remote` with a `bevygap/summary` method.
+//! - [`inspect`]: `bevy_remote` with a `bevygap/summary` method, behind [`inspect_access`]
+//!   (read-only by default, no browser pages, a bearer token off loopback).
 //! - [`bridge`]: bounded async → ECS inboxes and the event-driven runner.
 //! - [`cli`] and [`app`]: flags, validation, and assembling the app.
 //!
@@ -35,6 +36,7 @@ pub mod fleet;
 pub mod fleet_driver;
 pub mod fleet_scaling;
 pub mod inspect;
+pub mod inspect_access;
 pub mod intake;
 pub mod kv_bridge;
 pub mod leases;

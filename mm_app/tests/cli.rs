@@ -113,14 +113,15 @@ fn an_unreachable_nats_is_a_clear_start_up_error() {
 }
 
 #[test]
-fn the_inspection_endpoint_stays_on_loopback_unless_allowed() {
+fn the_inspection_endpoint_stays_on_loopback_without_a_token() {
     let out = with_required_flags()
         .args(["--dev", "--remote-address", "0.0.0.0"])
         .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .env_remove("BEVYGAP_REMOTE_TOKEN")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--remote-allow-non-loopback"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BEVYGAP_REMOTE_TOKEN"));
 }
 
 #[test]

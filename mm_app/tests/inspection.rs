@@ -1,4 +1,6 @@
-//! Live inspection over bevy_remote: `world.query` sees deployments, `bevygap/summary` counts.
+//! Live inspection over bevy_remote: `world.query` sees deployments, `bevygap/summary` counts;
+//! the endpoint is read-only unless writes are allowed, refuses browser pages, and off loopback
+//! wants its bearer token.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -6,8 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use bevygap_test_support::wait_until_async;
-use serde_json::json;
+use bevygap_matchmaker::app::FleetChoice;
+use bevygap_matchmaker::inspect::InspectConfig;
+use bevygap_matchmaker::intake::limits::Limits;
+use bevygap_shared::secret::Secret;
+use bevygap_test_support::{json_rpc_with_headers, wait_until_async};
+use serde_json::{Value, json};
 use support::app_harness::*;
 use support::core_harness::lease;
 
@@ -43,4 +49,116 @@ async fn summary_and_world_query_show_deployments_and_seats() {
     let rows = query["result"].as_array().expect("rows");
     assert_eq!(rows.len(), 1, "{query}");
     let _ = Duration::ZERO;
+}
+
+/// A world-changing call the default endpoint must refuse.
+fn despawn(entity: &Value) -> Value {
+    json!({ "entity": entity })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_world_can_be_read_but_not_changed() {
+    let h = AppHarness::start().await;
+    h.put_lease(&lease("dep-a", 4, 6420)).await;
+    let rows = wait_until_async("dep-a in the world", WAIT, || async {
+        let reply = rpc(
+            h.inspect_port,
+            "world.query",
+            json!({"data": {"components": ["bevygap_matchmaker::deployment::DeploymentId"]}}),
+        )
+        .await;
+        let rows = reply["result"].as_array()?.clone();
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    let entity = &rows[0]["entity"];
+    for (method, params) in [
+        ("world.despawn_entity", despawn(entity)),
+        ("world.spawn_entity", json!({ "components": {} })),
+        (
+            "world.insert_resources",
+            json!({ "resource": "x", "value": {} }),
+        ),
+        (
+            "world.mutate_components",
+            json!({ "entity": entity, "component": "x", "path": "", "value": 0 }),
+        ),
+    ] {
+        let reply = rpc(h.inspect_port, method, params).await;
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("--remote-allow-writes"),
+            "{method} must be refused: {reply}"
+        );
+    }
+    let still = rpc(
+        h.inspect_port,
+        "world.query",
+        json!({"data": {"components": ["bevygap_matchmaker::deployment::DeploymentId"]}}),
+    )
+    .await;
+    assert_eq!(still["result"].as_array().map(Vec::len), Some(1), "{still}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_served_when_allowed() {
+    let h = AppHarness::start_adjusted(Limits::default(), FleetChoice::Static, |config| {
+        if let Some(inspect) = &mut config.inspect {
+            inspect.allow_writes = true;
+        }
+    })
+    .await;
+    let reply = wait_until_async("the endpoint to answer", WAIT, || async {
+        let reply = rpc(
+            h.inspect_port,
+            "world.spawn_entity",
+            json!({ "components": {} }),
+        )
+        .await;
+        reply.get("result").is_some().then_some(reply)
+    })
+    .await;
+    assert!(reply["result"]["entity"].is_u64(), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_is_refused() {
+    let h = AppHarness::start().await;
+    let (status, reply) = wait_until_async("the endpoint to answer", WAIT, || async {
+        json_rpc_with_headers(
+            h.inspect_port,
+            "bevygap/summary",
+            Value::Null,
+            &[("Origin", "https://a-page.example")],
+        )
+        .await
+    })
+    .await;
+    assert_eq!(status, 403, "{reply}");
+    assert!(reply.get("result").is_none(), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_every_call_needs_the_bearer_token() {
+    let h = AppHarness::start_adjusted(Limits::default(), FleetChoice::Static, |config| {
+        let port = config.inspect.as_ref().map_or(0, |i| i.port);
+        config.inspect = Some(InspectConfig {
+            address: [0, 0, 0, 0].into(),
+            token: Some(Secret::new("t0ken-for-tests")),
+            ..InspectConfig::loopback(port)
+        });
+    })
+    .await;
+    let call = |headers: &'static [(&'static str, &'static str)]| {
+        json_rpc_with_headers(h.inspect_port, "bevygap/summary", Value::Null, headers)
+    };
+    let (status, _) = wait_until_async("the endpoint to answer", WAIT, || call(&[])).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(&[("Authorization", "Bearer wrong")]).await.unwrap();
+    assert_eq!(status, 401);
+    let (status, reply) = call(&[("Authorization", "Bearer t0ken-for-tests")])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["result"]["tickets"].is_object(), "{reply}");
 }

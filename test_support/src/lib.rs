@@ -16,7 +16,7 @@ mod ports;
 mod wait;
 
 pub use env_template::{env_template_names, help_names_env};
-pub use json_rpc::json_rpc;
+pub use json_rpc::{json_rpc, json_rpc_with_headers};
 pub use nats_cluster::NatsCluster;
 pub use nats_server::{NatsServer, NatsServerOptions, TlsFiles, find_nats_server};
 pub use pki::{TestPki, make_pki};

@@ -68,9 +68,19 @@ impl AppHarness {
     }
 
     pub async fn start_with_fleet(limits: Limits, fleet: FleetChoice) -> Self {
+        Self::start_adjusted(limits, fleet, |_| {}).await
+    }
+
+    /// Starts with the test configuration, changed by `adjust` first.
+    pub async fn start_adjusted(
+        limits: Limits,
+        fleet: FleetChoice,
+        adjust: impl FnOnce(&mut MatchmakerConfig),
+    ) -> Self {
         let nats_server = NatsServer::start().expect("start nats-server");
         let inspect_port = free_tcp_port().expect("port");
-        let config = app_config(&nats_server, limits, inspect_port, fleet);
+        let mut config = app_config(&nats_server, limits, inspect_port, fleet);
+        adjust(&mut config);
         let matchmaker = tokio::task::spawn_blocking(move || spawn_matchmaker(config))
             .await
             .expect("join")
