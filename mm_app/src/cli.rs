@@ -212,6 +212,54 @@ impl Cli {
         Ok(key.check_not_placeholder(self.dev)?)
     }
 
+    /// Warnings for secrets given as flags: other local users can read a command line (`ps`,
+    /// `/proc`). A secret counts as a flag when its environment variable is not set.
+    pub fn secrets_on_command_line(&self) -> Vec<String> {
+        let secrets: [(&str, &str, bool, &str); 5] = [
+            (
+                "--lightyear-private-key",
+                "LIGHTYEAR_PRIVATE_KEY",
+                self.lightyear_private_key.is_some(),
+                "or --lightyear-private-key-file",
+            ),
+            (
+                "--nats-password",
+                "NATS_PASSWORD",
+                self.nats.password.is_some(),
+                "or a credentials file (--nats-creds)",
+            ),
+            (
+                "--gameserver-nats-password",
+                "BEVYGAP_GAMESERVER_NATS_PASSWORD",
+                self.gameserver_nats_password.is_some(),
+                "",
+            ),
+            (
+                "--edgegap-api-key",
+                "EDGEGAP_API_KEY",
+                self.edgegap.api.edgegap_api_key.is_some(),
+                "or --edgegap-api-key-file",
+            ),
+            (
+                "--remote-token",
+                "BEVYGAP_REMOTE_TOKEN",
+                self.remote_token.is_some(),
+                "or --remote-token-file",
+            ),
+        ];
+        secrets
+            .into_iter()
+            .filter(|(_, env, given, _)| *given && std::env::var_os(env).is_none())
+            .map(|(flag, env, _, file)| {
+                format!(
+                    "{flag} was given on the command line, where other local users can read it; set {env} {file}"
+                )
+                .trim_end()
+                .to_owned()
+            })
+            .collect()
+    }
+
     /// The inspection token, from BEVYGAP_REMOTE_TOKEN or its file (not both).
     fn remote_token(&self) -> Result<Option<Secret>, ConfigError> {
         match (&self.remote_token, &self.remote_token_file) {

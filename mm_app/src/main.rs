@@ -11,6 +11,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    for warning in cli.secrets_on_command_line() {
+        eprintln!("bevygap_matchmaker: warning: {warning}");
+    }
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(error) => {

@@ -11,6 +11,7 @@ use bevygap_shared::protocol::channel::{
     MatchError, MatchResult, MatchStage, MatchStatus, RegionPing,
 };
 use bevygap_shared::protocol::{ErrorCode, GameRef};
+use bevygap_shared::untrusted::Untrusted;
 use tokio::sync::mpsc;
 
 use crate::core_plugin::{Placement, PlacementDirty};
@@ -180,7 +181,9 @@ pub fn spawn_tickets(
         if !placement.0.serves(&request.game) {
             debug!(
                 "ticket `{}`: refused unknown game {} {}",
-                request.ticket_id, request.game.game, request.game.version
+                request.ticket_id,
+                Untrusted(&request.game.game),
+                Untrusted(&request.game.version)
             );
             request.responder.send(
                 &request.ticket_id,
@@ -190,8 +193,8 @@ pub fn spawn_tickets(
                         "this matchmaker serves {} version {}; not {} version {}",
                         placement.0.app_name,
                         placement.0.app_versions.join(" or "),
-                        request.game.game,
-                        request.game.version
+                        Untrusted(&request.game.game),
+                        Untrusted(&request.game.version)
                     ),
                 ))),
             );

@@ -202,3 +202,27 @@ fn the_env_templates_name_only_real_settings() {
         }
     }
 }
+
+#[test]
+fn a_secret_given_as_a_flag_is_warned_about_and_never_echoed() {
+    let key = "0707070707070707070707070707070707070707070707070707070707070707";
+    let out = with_required_flags()
+        .args(["--lightyear-private-key", key])
+        .args(["--remote-token", "t0ken-on-the-command-line"])
+        .args(["--remote-address", "0.0.0.0", "--kv-replicas", "0"])
+        .env_remove("LIGHTYEAR_PRIVATE_KEY")
+        .env_remove("BEVYGAP_REMOTE_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--lightyear-private-key was given on the command line")
+            && err.contains("LIGHTYEAR_PRIVATE_KEY or --lightyear-private-key-file")
+            && err.contains("--remote-token was given on the command line"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(key) && !err.contains("t0ken-on-the-command-line"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`protocol`]: the client channel (a `bevy_simplenet` [`ChannelPack`](bevy_simplenet::ChannelPack))
 //!   and the seed-compatible JSON messages of `/matchmaker/ws`.
 //! - [`edgegap`]: the parts of Edgegap's deployment object that servers and the matchmaker read.
+//! - [`untrusted`]: peer-supplied text escaped and capped before it reaches a log line.
 //! - [`nats`]: connecting to NATS from args or env (TLS with a custom CA, user/password or a
 //!   credentials file), bucket creation, a watch that survives reconnects, and the seat ledger's
 //!   compare-and-set writes. The only I/O here.
@@ -34,6 +35,7 @@ pub mod secret;
 pub mod signals;
 pub mod time;
 pub mod token_data;
+pub mod untrusted;
 
 #[cfg(feature = "nats")]
 pub use error::NatsError;

@@ -20,6 +20,7 @@ use bevygap_shared::protocol::channel::{
     ClientHello, ClientMsg, MatchError, MatchResult, MatchStatus, MatchmakerChannel, ServerMsg,
 };
 use bevygap_shared::protocol::{ErrorCode, GameRef};
+use bevygap_shared::untrusted::Untrusted;
 use tokio::sync::mpsc;
 
 use crate::messages::{TicketCancelled, TicketRequested};
@@ -71,7 +72,10 @@ pub fn receive_simplenet(
     while let Some((client, event)) = server.0.next() {
         match event {
             ServerEvent::Report(ServerReport::Connected(_, ClientHello { game, client_build })) => {
-                debug!("simplenet client {client:x} connected ({client_build})");
+                debug!(
+                    "simplenet client {client:x} connected ({})",
+                    Untrusted(&client_build)
+                );
                 clients.games.insert(client, game);
             }
             ServerEvent::Report(ServerReport::Disconnected) => {
