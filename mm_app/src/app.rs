@@ -25,6 +25,7 @@ use crate::fleet::local::{LocalFleet, LocalFleetConfig};
 use crate::fleet::static_list::StaticFleet;
 use crate::fleet::{FleetBackend, FleetError};
 use crate::fleet_driver::FleetDriverPlugin;
+use crate::health::HealthPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
 use crate::kv_bridge::{KvBridgePlugin, KvStores};
@@ -167,7 +168,8 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         store: stores.matchmakers.clone(),
         fleet: backend,
     })
-    .add_plugins(KvBridgePlugin { nats, stores });
+    .add_plugins(KvBridgePlugin { nats, stores })
+    .add_plugins(HealthPlugin);
     Intake {
         config: config.intake.clone(),
     }

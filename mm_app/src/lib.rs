@@ -16,6 +16,7 @@
 //! - [`kv_bridge`]: NATS KV watches in (leases, the seat ledger), compare-and-set seat writes out.
 //! - [`presence`]: which matchmakers are running (the Edgegap rate budget is shared among them).
 //! - [`shutdown`]: the graceful stop.
+//! - [`health`]: `/healthz` and `/readyz` for orchestrators.
 //! - [`inspect`]: `bevy_remote` with a `bevygap/summary` method, behind [`inspect_access`]
 //!   (read-only by default, no browser pages, a bearer token off loopback).
 //! - [`bridge`]: bounded async → ECS inboxes and the event-driven runner.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod fleet;
 pub mod fleet_driver;
 pub mod fleet_scaling;
+pub mod health;
 pub mod inspect;
 pub mod inspect_access;
 pub mod intake;

@@ -3,6 +3,9 @@
 //! One listener serves two paths:
 //! - `/ws`: the `bevy_simplenet` channel ([`simplenet`]), for `bevygap_client_plugin`;
 //! - `/matchmaker/ws`: the seed-compatible JSON ([`seed_ws`]), for existing clients and browsers.
+//!
+//! and beside them `/healthz` and `/readyz` ([`health`](crate::health)) and, unless turned off,
+//! the status page.
 
 pub mod limits;
 pub mod seed_ws;
@@ -19,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::bridge::{Inbox, add_inbox};
 use crate::core_plugin::{CoreSystems, Placement};
 use crate::error::ConfigError;
+use crate::health::{self, HealthReport};
 use crate::messages::{TicketCancelled, TicketRequested};
 use crate::runtime::AsyncRuntime;
 use crate::status_page::{self, PublishedStatus, StatusPagePlugin};
@@ -95,6 +99,9 @@ impl Intake {
         let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))
             .with_state(endpoint);
+        if let Some(report) = app.world().get_resource::<HealthReport>() {
+            router = router.merge(health::router(report));
+        }
         if self.config.status_page {
             app.add_plugins(StatusPagePlugin);
             router = router.merge(status_page::router(
