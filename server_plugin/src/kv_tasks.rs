@@ -222,6 +222,9 @@ pub struct SeatLost {
     pub source: SeatWriteError,
 }
 
+/// How long the recorder waits before trying a failed write again.
+pub const RECORD_RETRY: Duration = Duration::from_millis(500);
+
 /// Writes this server's seat changes and active-connection keys.
 #[derive(Clone)]
 pub struct ConnectionRecorder {
@@ -234,9 +237,85 @@ pub struct ConnectionRecorder {
 }
 
 impl ConnectionRecorder {
-    /// Records a connected client: its seat goes from reserved to connected (compare-and-set on
-    /// the revision admitted), then its connection key is written. Returns the seat's new
-    /// revision; a seat changed meanwhile (lapsed, closed) is [`SeatLost`].
+    /// Takes a client's seat: reserved → connected, by compare-and-set on the revision admitted.
+    /// Returns the seat's new revision. A conflict that shows this client already connected on
+    /// the seat (an earlier attempt landed, its answer lost with the connection) counts as taken.
+    pub async fn take_seat(
+        &self,
+        client_id: u64,
+        reservation_id: &str,
+        seat: u32,
+        revision: u64,
+    ) -> Result<u64, SeatWriteError> {
+        let record = SeatRecord {
+            deployment_id: self.context.deployment_id.to_string(),
+            seat,
+            holder: SeatHolder::Connected {
+                reservation_id: reservation_id.to_owned(),
+                client_id,
+                connected_at_ms: now_millis(),
+            },
+        };
+        match self.seats.take(&record, revision, None).await {
+            Ok(written) => Ok(written.revision),
+            Err(SeatWriteError::Conflict {
+                current: Some(current),
+                ..
+            }) if current.record.as_ref().is_some_and(|r| {
+                matches!(&r.holder, SeatHolder::Connected { client_id: c, reservation_id: id, .. }
+                    if *c == client_id && id == reservation_id)
+            }) =>
+            {
+                Ok(current.revision)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes a connected client's connection key.
+    pub async fn record_connection(
+        &self,
+        client_id: u64,
+        reservation_id: &str,
+    ) -> Result<(), String> {
+        let key = client_key(&self.context.deployment_id, client_id);
+        let connection = ActiveConnection {
+            deployment_id: self.context.deployment_id.to_string(),
+            client_id,
+            reservation_id: reservation_id.to_owned(),
+            connected_at_ms: now_millis(),
+        };
+        self.connections
+            .put(key.as_str(), encode(&connection).into())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("connection `{key}` not written: {e}"))
+    }
+
+    /// Frees a seat held at `revision`; a seat someone else changed since is left to them.
+    pub async fn free_seat(&self, seat: u32, revision: u64) -> Result<(), SeatWriteError> {
+        let key = seat_key(&self.context.deployment_id, seat);
+        match self
+            .seats
+            .free(&key, revision, BucketSpec::MARKER_TTL)
+            .await
+        {
+            Ok(()) | Err(SeatWriteError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes a client's connection key.
+    pub async fn forget_connection(&self, client_id: u64) -> Result<(), String> {
+        let key = client_key(&self.context.deployment_id, client_id);
+        self.connections
+            .purge_with_ttl(key.as_str(), BucketSpec::MARKER_TTL)
+            .await
+            .map_err(|e| format!("connection `{key}` not removed: {e}"))
+    }
+
+    /// Records a connected client in one go: its seat, then its connection key (a key that
+    /// cannot be written is logged; [`run_recorder`] retries it instead).
     pub async fn opened(
         &self,
         client_id: u64,
@@ -244,63 +323,28 @@ impl ConnectionRecorder {
         seat: u32,
         revision: u64,
     ) -> Result<u64, SeatLost> {
-        let record = SeatRecord {
-            deployment_id: self.context.deployment_id.to_string(),
-            seat,
-            holder: SeatHolder::Connected {
-                reservation_id: reservation_id.clone(),
-                client_id,
-                connected_at_ms: now_millis(),
-            },
-        };
-        let written = self
-            .seats
-            .take(&record, revision, None)
+        let revision = self
+            .take_seat(client_id, &reservation_id, seat, revision)
             .await
             .map_err(|source| SeatLost {
                 client_id,
                 seat,
                 source,
             })?;
-        let key = client_key(&self.context.deployment_id, client_id);
-        let connection = ActiveConnection {
-            deployment_id: self.context.deployment_id.to_string(),
-            client_id,
-            reservation_id,
-            connected_at_ms: now_millis(),
-        };
-        if let Err(error) = self
-            .connections
-            .put(key.as_str(), encode(&connection).into())
-            .await
-        {
-            warn!(
-                "connection `{key}` could not be recorded ({error}); the seat is held all the same"
-            );
+        if let Err(error) = self.record_connection(client_id, &reservation_id).await {
+            warn!("{error}; the seat is held all the same");
         }
-        Ok(written.revision)
+        Ok(revision)
     }
 
-    /// Records a client that left: frees its seat (held at `revision`) and removes its
-    /// connection key.
+    /// Records a client that left in one go: frees its seat (held at `revision`) and removes
+    /// its connection key, logging what fails ([`run_recorder`] retries instead).
     pub async fn closed(&self, client_id: u64, seat: u32, revision: u64) {
-        let key = seat_key(&self.context.deployment_id, seat);
-        if let Err(error) = self
-            .seats
-            .free(&key, revision, BucketSpec::MARKER_TTL)
-            .await
-        {
-            warn!(
-                "seat `{key}` of client {client_id} could not be freed ({error}); the matchmaker frees it when this server is gone"
-            );
+        if let Err(error) = self.free_seat(seat, revision).await {
+            warn!("seat {seat} of client {client_id} not freed: {error}");
         }
-        let key = client_key(&self.context.deployment_id, client_id);
-        if let Err(error) = self
-            .connections
-            .purge_with_ttl(key.as_str(), BucketSpec::MARKER_TTL)
-            .await
-        {
-            debug!("connection `{key}` could not be removed ({error})");
+        if let Err(error) = self.forget_connection(client_id).await {
+            debug!("{error}");
         }
     }
 }
@@ -328,39 +372,167 @@ pub enum SeatCommand {
     },
 }
 
-/// Applies seat commands one after the other (a client's leave is never written before its
-/// arrival), reporting clients whose seat was lost on `lost`.
+/// Where one client's records stand.
+#[derive(Debug)]
+struct ClientRecords {
+    seat: u32,
+    reservation_id: String,
+    /// The revision admitted at until the seat is taken, then the revision held.
+    revision: u64,
+    taken: bool,
+    recorded: bool,
+    left: bool,
+    /// A write failed and waits for the next retry.
+    failing: bool,
+}
+
+/// What one step of a client's records came to.
+enum Progress {
+    /// Everything written for now (the client plays, or is gone and forgotten).
+    Settled,
+    /// A write failed on NATS: try again after [`RECORD_RETRY`].
+    Retry,
+    /// The client's records are finished with (it left, or lost its seat).
+    Done,
+}
+
+/// Applies seat commands, one client's changes in the order the game saw them, and retries
+/// writes that failed on NATS until they land (a client that connected during an outage is
+/// recorded when NATS returns; a seat it left is freed then). Clients whose seat was taken by
+/// someone else are reported on `lost`; `unsaved` counts the clients with a write waiting.
 pub async fn run_recorder(
     recorder: ConnectionRecorder,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<SeatCommand>,
     lost: tokio::sync::mpsc::UnboundedSender<SeatLost>,
+    unsaved: watch::Sender<usize>,
 ) {
-    // Revisions of the seats of connected clients (what their leave must free).
-    let mut held: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    while let Some(command) = commands.recv().await {
-        match command {
-            SeatCommand::Opened {
-                client_id,
-                reservation_id,
-                seat,
-                revision,
-            } => match recorder
-                .opened(client_id, reservation_id, seat, revision)
-                .await
-            {
-                Ok(revision) => {
-                    held.insert(client_id, revision);
+    let mut clients: std::collections::HashMap<u64, ClientRecords> =
+        std::collections::HashMap::new();
+    loop {
+        let retrying = clients.values().any(|c| c.failing);
+        let client_id = tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(SeatCommand::Opened { client_id, reservation_id, seat, revision }) => {
+                    clients.insert(client_id, ClientRecords {
+                        seat,
+                        reservation_id,
+                        revision,
+                        taken: false,
+                        recorded: false,
+                        left: false,
+                        failing: false,
+                    });
+                    Some(client_id)
                 }
-                Err(lost_seat) => {
-                    warn!("{lost_seat}; disconnecting it");
-                    let _ = lost.send(lost_seat);
+                Some(SeatCommand::Closed { client_id, .. }) => {
+                    if let Some(client) = clients.get_mut(&client_id) {
+                        client.left = true;
+                    }
+                    Some(client_id)
                 }
             },
-            SeatCommand::Closed { client_id, seat } => {
-                if let Some(revision) = held.remove(&client_id) {
-                    recorder.closed(client_id, seat, revision).await;
+            () = tokio::time::sleep(RECORD_RETRY), if retrying => None,
+        };
+        let due: Vec<u64> = match client_id {
+            Some(id) => vec![id],
+            None => clients
+                .iter()
+                .filter(|(_, c)| c.failing)
+                .map(|(id, _)| *id)
+                .collect(),
+        };
+        for id in due {
+            let Some(client) = clients.get_mut(&id) else {
+                continue;
+            };
+            match advance(&recorder, id, client, &lost).await {
+                Progress::Settled => {}
+                Progress::Retry => client.failing = true,
+                Progress::Done => {
+                    clients.remove(&id);
                 }
             }
         }
+        let waiting = clients.values().filter(|c| c.failing).count();
+        unsaved.send_if_modified(|n| std::mem::replace(n, waiting) != waiting);
     }
+}
+
+/// Writes what is missing of one client's records.
+async fn advance(
+    recorder: &ConnectionRecorder,
+    client_id: u64,
+    client: &mut ClientRecords,
+    lost: &tokio::sync::mpsc::UnboundedSender<SeatLost>,
+) -> Progress {
+    let was_failing = std::mem::take(&mut client.failing);
+    let retry = |what: String| {
+        if !was_failing {
+            warn!("{what}; retrying every {RECORD_RETRY:?} until NATS takes it");
+        }
+        Progress::Retry
+    };
+    if !client.taken {
+        match recorder
+            .take_seat(
+                client_id,
+                &client.reservation_id,
+                client.seat,
+                client.revision,
+            )
+            .await
+        {
+            Ok(revision) => {
+                client.taken = true;
+                client.revision = revision;
+            }
+            Err(SeatWriteError::Unavailable { reason, .. }) => {
+                return retry(format!(
+                    "seat {} of client {client_id} not taken ({reason})",
+                    client.seat
+                ));
+            }
+            Err(source) => {
+                let seat_lost = SeatLost {
+                    client_id,
+                    seat: client.seat,
+                    source,
+                };
+                if !client.left {
+                    warn!("{seat_lost}; disconnecting it");
+                    let _ = lost.send(seat_lost);
+                }
+                return Progress::Done;
+            }
+        }
+    }
+    if client.left {
+        if let Err(error) = recorder.free_seat(client.seat, client.revision).await {
+            return retry(format!(
+                "seat {} of client {client_id} not freed ({error})",
+                client.seat
+            ));
+        }
+        if let Err(error) = recorder.forget_connection(client_id).await {
+            return retry(error);
+        }
+        if was_failing {
+            info!("client {client_id}: its seat is freed now that NATS is back");
+        }
+        return Progress::Done;
+    }
+    if !client.recorded {
+        if let Err(error) = recorder
+            .record_connection(client_id, &client.reservation_id)
+            .await
+        {
+            return retry(error);
+        }
+        client.recorded = true;
+        if was_failing {
+            info!("client {client_id}: connection recorded now that NATS is back");
+        }
+    }
+    Progress::Settled
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{
-    NatsConnection, SeatLedger, connect, install_crypto_provider, open_bucket,
+    ConnectionState, NatsConnection, SeatLedger, connect, install_crypto_provider, open_bucket,
 };
 use bevygap_shared::schema::{CertDigest, Transport};
 use tokio::sync::{Notify, mpsc, watch};
@@ -45,6 +45,10 @@ pub(crate) struct LinkChannels {
     pub admission: SharedAdmission,
     /// Rung by the gate when a client's reservation is not known yet.
     pub lookups: Arc<Notify>,
+    /// Whether NATS is connected now.
+    pub nats_connected: watch::Sender<bool>,
+    /// Clients whose seat or connection record waits for NATS.
+    pub unsaved_records: watch::Sender<usize>,
 }
 
 /// Runs the link; returns the lease task (awaited on shutdown so the lease is removed).
@@ -75,10 +79,26 @@ pub(crate) async fn run_nats(
         seats: buckets.seats.clone(),
         context: config.context.clone(),
     };
+    let mut state = nats.watch_state();
+    let connected = channels.nats_connected;
+    tokio::spawn(async move {
+        loop {
+            let now = matches!(
+                *state.borrow_and_update(),
+                ConnectionState::Connected { .. }
+            );
+            connected.send_replace(now);
+            if state.changed().await.is_err() {
+                connected.send_replace(false);
+                return;
+            }
+        }
+    });
     tokio::spawn(run_recorder(
         recorder,
         channels.seat_commands,
         channels.lost,
+        channels.unsaved_records,
     ));
     tokio::spawn(watch_seats(
         nats.clone(),

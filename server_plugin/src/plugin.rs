@@ -63,6 +63,11 @@ pub struct BevygapServerStatus {
     pub listening: bool,
     /// Players connected now.
     pub players: u32,
+    /// NATS is connected. While it is not, connected players play on and new ones are admitted
+    /// from reservations already seen; their records are written when it returns.
+    pub nats_connected: bool,
+    /// Clients whose seat or connection record waits for NATS (written when it returns).
+    pub unsaved_records: usize,
 }
 
 /// The server plugin's system sets.
@@ -78,9 +83,13 @@ pub struct BevygapServerPlugin {
     pub config: BevygapServerConfig,
 }
 
-/// Whether the lease is in KV, as the NATS link reports it.
+/// What the NATS link reports: the lease in KV, the connection, records waiting.
 #[derive(Resource)]
-struct Registered(watch::Receiver<bool>);
+struct LinkStatus {
+    registered: watch::Receiver<bool>,
+    nats_connected: watch::Receiver<bool>,
+    unsaved_records: watch::Receiver<usize>,
+}
 
 impl Plugin for BevygapServerPlugin {
     fn build(&self, app: &mut App) {
@@ -105,6 +114,8 @@ impl Plugin for BevygapServerPlugin {
         )));
         let lookups = Arc::new(tokio::sync::Notify::new());
         let (registered_tx, registered) = watch::channel(false);
+        let (nats_connected_tx, nats_connected) = watch::channel(false);
+        let (unsaved_tx, unsaved_records) = watch::channel(0usize);
         let (stop_lease, stop_lease_rx) = watch::channel(false);
         let (terminate_tx, terminate) = watch::channel(false);
         let (players_tx, players) = watch::channel(0u32);
@@ -157,6 +168,8 @@ impl Plugin for BevygapServerPlugin {
                 lost: lost_tx,
                 admission: admission.clone(),
                 lookups: lookups.clone(),
+                nats_connected: nats_connected_tx,
+                unsaved_records: unsaved_tx,
             },
         );
         let slot = lease_task.clone();
@@ -203,7 +216,11 @@ impl Plugin for BevygapServerPlugin {
         })
         .insert_resource(LostSeats(lost_rx))
         .insert_resource(PlayerCount(players_tx))
-        .insert_resource(Registered(registered))
+        .insert_resource(LinkStatus {
+            registered,
+            nats_connected,
+            unsaved_records,
+        })
         .insert_resource(Lifetime {
             terminate,
             stop_lease,
@@ -244,15 +261,17 @@ fn webtransport_identity(cert: &WebTransportCert) -> Result<Identity, String> {
 }
 
 fn update_status(
-    registered: Res<Registered>,
+    link: Res<LinkStatus>,
     players: Res<PlayerCount>,
     mut status: ResMut<BevygapServerStatus>,
     servers: Query<(), (With<NetcodeServer>, With<Linked>)>,
 ) {
     let next = BevygapServerStatus {
-        registered: *registered.0.borrow(),
+        registered: *link.registered.borrow(),
         listening: !servers.is_empty(),
         players: *players.0.borrow(),
+        nats_connected: *link.nats_connected.borrow(),
+        unsaved_records: *link.unsaved_records.borrow(),
     };
     if *status != next {
         *status = next;

@@ -10,10 +10,13 @@ use std::time::Duration;
 use bevygap_server_plugin::admission::Admission;
 use bevygap_server_plugin::context::DeploymentContext;
 use bevygap_server_plugin::kv_tasks::{
-    ConnectionRecorder, lease_for, lock, look_up_seats, run_lease, watch_seats,
+    ConnectionRecorder, SeatCommand, lease_for, lock, look_up_seats, run_lease, run_recorder,
+    watch_seats,
 };
 use bevygap_shared::names::{AppNames, KeyToken, client_key, seat_key};
-use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect, ensure_bucket};
+use bevygap_shared::nats::{
+    BucketSpec, ConnectionState, NatsSettings, SeatLedger, connect, ensure_bucket,
+};
 use bevygap_shared::schema::{DeploymentLease, SeatHolder, SeatRecord, Transport, decode};
 use bevygap_shared::time::now_millis;
 use bevygap_test_support::{NatsServer, wait_until_async};
@@ -179,10 +182,23 @@ async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_unt
             .unwrap()
             .is_some()
     );
-    // A stale admission (the seat changed since) cannot take the seat: the client is let go.
+    // Taking it again for the same client and reservation (an answer lost on the way) is a
+    // no-op; a stale admission of anyone else cannot take the seat: that client is let go.
+    assert_eq!(
+        recorder
+            .take_seat(
+                7,
+                &admitted.reservation_id,
+                admitted.seat,
+                admitted.revision
+            )
+            .await
+            .unwrap(),
+        revision
+    );
     assert!(
         recorder
-            .opened(7, admitted.reservation_id, admitted.seat, admitted.revision)
+            .opened(8, "r-8".into(), admitted.seat, admitted.revision)
             .await
             .is_err()
     );
@@ -252,4 +268,107 @@ async fn a_lookup_finds_reservations_without_the_watch_and_never_undoes_a_newer_
         1,
         "only seat 3 is still reserved"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_during_a_nats_outage_land_when_it_returns() {
+    let mut server = NatsServer::start().unwrap();
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let names = AppNames::new("spaceships").unwrap();
+    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
+        .await
+        .unwrap();
+    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
+    let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names))
+        .await
+        .unwrap();
+    let reserved_at = ledger
+        .take(&reserved("dep-a", 1, 7), 0, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (lost_tx, mut lost) = tokio::sync::mpsc::unbounded_channel();
+    let (unsaved_tx, unsaved) = watch::channel(0usize);
+    let recorder = ConnectionRecorder {
+        connections: connections.clone(),
+        seats: ledger.clone(),
+        context: context(),
+    };
+    tokio::spawn(run_recorder(recorder, commands_rx, lost_tx, unsaved_tx));
+    let dep = KeyToken::new("d", "dep-a").unwrap();
+    let outage = |server: &mut NatsServer| {
+        server.stop();
+        let nats = nats.clone();
+        async move {
+            wait_until_async("the client to see NATS gone", WAIT, || async {
+                (!matches!(nats.state(), ConnectionState::Connected { .. })).then_some(())
+            })
+            .await;
+        }
+    };
+    let waiting = |n: usize| {
+        let unsaved = unsaved.clone();
+        async move {
+            wait_until_async("the recorder's waiting writes", WAIT, || async {
+                (*unsaved.borrow() == n).then_some(())
+            })
+            .await;
+        }
+    };
+
+    // A client connects while NATS is down: its seat and record wait, then land.
+    outage(&mut server).await;
+    commands
+        .send(SeatCommand::Opened {
+            client_id: 7,
+            reservation_id: "r-7".into(),
+            seat: 1,
+            revision: reserved_at.revision,
+        })
+        .unwrap();
+    waiting(1).await;
+    server.restart().unwrap();
+    waiting(0).await;
+    let held = ledger.current(&seat_key(&dep, 1)).await.unwrap();
+    assert!(matches!(
+        held.record.map(|r| r.holder),
+        Some(SeatHolder::Connected { client_id: 7, .. })
+    ));
+    assert!(
+        connections
+            .get(client_key(&dep, 7))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // It leaves during the next outage: its seat is freed when NATS returns.
+    outage(&mut server).await;
+    commands
+        .send(SeatCommand::Closed {
+            client_id: 7,
+            seat: 1,
+        })
+        .unwrap();
+    waiting(1).await;
+    server.restart().unwrap();
+    waiting(0).await;
+    assert!(
+        ledger
+            .current(&seat_key(&dep, 1))
+            .await
+            .unwrap()
+            .record
+            .is_none()
+    );
+    assert!(
+        connections
+            .get(client_key(&dep, 7))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(lost.try_recv().is_err(), "nobody lost a seat");
 }
