@@ -8,15 +8,18 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use bevygap_example_game::GAME;
 use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, run_bots};
-use bevygap_example_game::{PROTOCOL_ID, TICK};
+use bevygap_example_game::PROTOCOL_ID;
+use bevygap_matchmaker::kv_bridge::KvStores;
+use bevygap_shared::names::{AppNames, KeyToken, deployment_filter};
+use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect};
 use bevygap_shared::schema::Transport;
 use bevygap_shared::token_data::TokenUserData;
+use futures::StreamExt;
 use lightyear::netcode::ConnectToken;
-use lightyear::prelude::client::*;
-use lightyear::prelude::*;
-use support::{WAIT, demo_config, request_session, wait_for};
+use support::{RawClient, demo_config, request_session, settle, try_connect, wait_for};
 
 fn config(token_expire_secs: u32) -> DemoConfig {
     DemoConfig {
@@ -28,55 +31,6 @@ fn config(token_expire_secs: u32) -> DemoConfig {
 /// A session over the seed JSON endpoint; the test fails if the matchmaker answers an error.
 fn session(env: &DemoEnv) -> (Vec<u8>, std::net::SocketAddr) {
     request_session(env).unwrap_or_else(|(code, text)| panic!("matchmaker error {code}: {text}"))
-}
-
-/// Connects a raw lightyear client with `token`; Ok once connected (then disconnects), Err with the
-/// reason when refused.
-fn try_connect(token: &[u8]) -> Result<(), String> {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins).add_plugins(ClientPlugins {
-        tick_duration: TICK,
-    });
-    app.finish();
-    app.cleanup();
-    let token = ConnectToken::try_from_bytes(token).map_err(|e| format!("{e:?}"))?;
-    let netcode = NetcodeClient::new(
-        Authentication::Token(token),
-        lightyear::netcode::client_plugin::NetcodeConfig::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let entity = app
-        .world_mut()
-        .spawn((
-            netcode,
-            LocalAddr(([0, 0, 0, 0], 0).into()),
-            UdpIo::default(),
-        ))
-        .id();
-    app.world_mut().trigger(Connect { entity });
-    let deadline = Instant::now() + WAIT;
-    loop {
-        app.update();
-        let world = app.world();
-        if world.get::<Connected>(entity).is_some() {
-            app.world_mut().trigger(Disconnect { entity });
-            for _ in 0..5 {
-                app.update();
-                std::thread::sleep(TICK);
-            }
-            return Ok(());
-        }
-        if let Some(disconnected) = world.get::<Disconnected>(entity)
-            && !matches!(disconnected.reason, DisconnectedReason::Unknown)
-        {
-            return Err(disconnected.reason.to_string());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connect or refusal within {WAIT:?}"
-        );
-        std::thread::sleep(TICK);
-    }
 }
 
 #[test]
@@ -134,17 +88,133 @@ fn reused_expired_and_foreign_tokens_are_refused() {
     let refused = try_connect(&foreign).expect_err("a token for another server connected");
     assert!(refused.contains("ConnectionDenied"), "{refused}");
 
-    // A token whose reservation has expired is refused.
+    // A token whose reservation has expired is refused with an answer, not left to time out.
     let (expiring, _) = session(&env);
     let expiry = Instant::now() + Duration::from_secs(4);
     wait_for("the reservation to expire", || Instant::now() > expiry);
     let expired = try_connect(&expiring).expect_err("an expired token connected");
-    assert!(
-        expired.contains("ConnectionDenied")
-            || expired.contains("Expired")
-            || expired.contains("TimedOut"),
-        "{expired}"
+    assert!(expired.contains("ConnectionDenied"), "{expired}");
+}
+
+#[test]
+fn a_token_connects_once_even_when_raced_and_replayed_from_other_addresses() {
+    let env = DemoEnv::start(&config(15)).unwrap();
+    let (token, _) = session(&env);
+
+    // Two copies race from two addresses before either has used the token.
+    let mut racers = [RawClient::start(&token), RawClient::start(&token)];
+    settle(&mut racers);
+    let winners = racers
+        .iter()
+        .filter(|c| matches!(c.outcome, Some(Ok(()))))
+        .count();
+    assert_eq!(winners, 1, "{:?}", racers.map(|c| c.outcome));
+    wait_for("the connection to be recorded", || {
+        env.observed(|o| o.connections_seen.len() == 1)
+    });
+
+    // While the winner plays, a third address replays it.
+    let replayed = try_connect(&token).expect_err("a replayed token connected");
+    assert!(!replayed.is_empty());
+    assert_eq!(
+        env.observed(|o| o.connections_seen.len()),
+        1,
+        "one token, one connection"
     );
+    for racer in racers {
+        racer.disconnect();
+    }
+}
+
+#[test]
+fn tampered_tokens_never_connect_and_leave_the_seat_to_the_genuine_one() {
+    let env = DemoEnv::start(&config(15)).unwrap();
+    let (token, _) = session(&env);
+    // The protocol id, the expiry, and two places in the encrypted private part.
+    let mut tampered: Vec<RawClient> = [15usize, 33, 100, 700]
+        .iter()
+        .map(|&at| {
+            let mut bytes = token.clone();
+            bytes[at] ^= 0x10;
+            RawClient::start(&bytes)
+        })
+        .collect();
+    settle(&mut tampered);
+    for client in &tampered {
+        assert!(
+            matches!(client.outcome, Some(Err(_))),
+            "{:?}",
+            client.outcome
+        );
+    }
+    try_connect(&token).expect("the genuine token still connects");
+}
+
+#[test]
+fn the_seats_of_a_server_killed_outright_are_freed_within_the_lease_ttl_and_a_second() {
+    let env = DemoEnv::start(&config(15)).unwrap();
+    let (token, server) = session(&env);
+    let mut client = [RawClient::start(&token)];
+    settle(&mut client);
+    assert!(matches!(client[0].outcome, Some(Ok(()))));
+    let deployment = env
+        .observed(|o| {
+            o.leases
+                .values()
+                .find(|l| l.public_addr == server)
+                .map(|l| l.deployment_id.clone())
+        })
+        .expect("the server's lease");
+    let seats = env.block_on(async {
+        let nats = connect(&NatsSettings::insecure(env.nats_server.address()), "test")
+            .await
+            .unwrap();
+        let names = AppNames::new(GAME).unwrap();
+        KvStores::open(&nats, &names, 1).await.unwrap().seats
+    });
+    let held = |seats: &SeatLedger| {
+        let filter = deployment_filter(&KeyToken::new("d", &deployment).unwrap());
+        env.block_on(async {
+            let mut keys = seats.store().keys().await.unwrap();
+            let mut n = 0;
+            while let Some(Ok(key)) = keys.next().await {
+                n += usize::from(key.starts_with(filter.trim_end_matches('>')));
+            }
+            n
+        })
+    };
+    assert_eq!(held(&seats), 1, "the player holds its seat");
+
+    let pid = process_with_env("BEVYGAP_DEPLOYMENT_ID", &deployment).expect("the server's pid");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let killed_at = Instant::now();
+    bevygap_test_support::wait_until(
+        "the killed server's seats to be freed",
+        BucketSpec::DEFAULT_LEASE_TTL + Duration::from_secs(1),
+        || (held(&seats) == 0).then_some(()),
+    );
+    eprintln!("seats freed {:?} after SIGKILL", killed_at.elapsed());
+    client[0].step();
+}
+
+/// The process whose environment has `name=value` (this user's processes only).
+fn process_with_env(name: &str, value: &str) -> Option<u32> {
+    let wanted = format!("{name}={value}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == wanted.as_bytes())
+                .then_some(pid)
+        })
 }
 
 #[test]

@@ -127,6 +127,11 @@ pub struct Cli {
     /// Password of --gameserver-nats-user.
     #[arg(long, env = "BEVYGAP_GAMESERVER_NATS_PASSWORD", hide_env_values = true)]
     pub gameserver_nats_password: Option<Secret>,
+    /// Let game servers on Edgegap connect with the matchmaker's own NATS settings and
+    /// credentials when no game-server role is configured. Without it the Edgegap fleet refuses
+    /// to start: a game server runs on a machine you do not control.
+    #[arg(long, env = "BEVYGAP_GAMESERVER_INHERIT_NATS")]
+    pub gameserver_inherit_nats: bool,
 
     /// Edgegap settings (`--fleet edgegap`).
     #[command(flatten)]
@@ -326,6 +331,15 @@ impl Cli {
                 "set --gameserver-nats-user too",
             ));
         }
+        if self.fleet == FleetKind::Edgegap
+            && self.gameserver_nats_user.is_none()
+            && !self.gameserver_inherit_nats
+        {
+            return Err(ConfigError::invalid(
+                "gameserver-nats-user",
+                "game servers on Edgegap would get the matchmaker's own NATS credentials; give them the gameserver role (--gameserver-nats-user and BEVYGAP_GAMESERVER_NATS_PASSWORD, see assets/nats-auth.conf) or pass --gameserver-inherit-nats to accept that",
+            ));
+        }
         let fleet = match self.fleet {
             FleetKind::Static => FleetChoice::Static,
             FleetKind::Edgegap => FleetChoice::Edgegap {
@@ -442,7 +456,11 @@ fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
         ),
         (
             "NATS_CREDS",
-            nats.creds.as_ref().map(|p| p.display().to_string()),
+            // The matchmaker's credentials file only when servers inherit its identity.
+            nats.creds
+                .as_ref()
+                .filter(|_| cli.gameserver_nats_user.is_none())
+                .map(|p| p.display().to_string()),
         ),
         ("NATS_INSECURE", nats.insecure.then(|| "true".to_owned())),
         ("BEVYGAP_DEV", cli.dev.then(|| "true".to_owned())),
@@ -512,6 +530,7 @@ mod tests {
             "--fleet",
             "edgegap",
             "--dev",
+            "--gameserver-inherit-nats",
             "--edgegap-api-key",
             "k",
             "--edgegap-url",
@@ -520,7 +539,14 @@ mod tests {
         let error = bad_url.into_config().unwrap_err().to_string();
         assert!(error.contains("--edgegap-url"), "{error}");
 
-        let no_key = cli(&["--fleet", "edgegap", "--dev", "--edgegap-api-key", " "]);
+        let no_key = cli(&[
+            "--fleet",
+            "edgegap",
+            "--dev",
+            "--gameserver-inherit-nats",
+            "--edgegap-api-key",
+            " ",
+        ]);
         let error = no_key.into_config().unwrap_err().to_string();
         assert!(error.contains("--edgegap-api-key"), "{error}");
 

@@ -15,11 +15,17 @@ pub struct TokenConfig {
     pub protocol_id: u64,
     /// The key shared with the game servers.
     pub private_key: PrivateKey,
-    /// Seconds a token stays valid for its first connection.
+    /// Seconds a token stays valid for its first connection (its reservation's lifetime). The
+    /// netcode token itself lives [`LATE_ANSWER_SECS`] longer, so a client that comes late is
+    /// told `Denied` by the game server instead of being left to time out.
     pub expire_seconds: i32,
     /// Seconds without packets before a netcode connection times out.
     pub timeout_seconds: i32,
 }
+
+/// How long after its reservation lapsed a token still gets an answer from the game server
+/// (`Denied`: the reservation is gone); after that netcode ignores it, as the protocol says.
+pub const LATE_ANSWER_SECS: i32 = 30;
 
 /// Mints connect tokens. A resource of the matchmaker.
 #[derive(Resource, Debug, Clone)]
@@ -45,7 +51,7 @@ impl TokenMinter {
             client_id,
             *self.0.private_key.expose(),
         )
-        .expire_seconds(self.0.expire_seconds)
+        .expire_seconds(self.0.expire_seconds.saturating_add(LATE_ANSWER_SECS))
         .timeout_seconds(self.0.timeout_seconds)
         .user_data(user_data)
         .generate()

@@ -142,9 +142,27 @@ fn kv_replicas_outside_what_jetstream_allows_are_refused() {
 }
 
 #[test]
-fn the_edgegap_fleet_needs_its_api_key() {
+fn game_servers_on_edgegap_do_not_inherit_the_matchmakers_nats_identity_silently() {
     let out = with_fleet("edgegap")
         .arg("--dev")
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .env("EDGEGAP_API_KEY", "token k")
+        .env_remove("BEVYGAP_GAMESERVER_NATS_USER")
+        .env_remove("BEVYGAP_GAMESERVER_INHERIT_NATS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--gameserver-nats-user") && text.contains("--gameserver-inherit-nats"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_edgegap_fleet_needs_its_api_key() {
+    let out = with_fleet("edgegap")
+        .args(["--dev", "--gameserver-inherit-nats"])
         .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
         .env_remove("EDGEGAP_API_KEY")
         .output()
@@ -167,7 +185,7 @@ async fn a_wrong_edgegap_app_stops_the_start_with_what_to_fix() {
     .unwrap();
     let mut command = with_fleet("edgegap");
     command
-        .args(["--dev", "--remote-port", "0"])
+        .args(["--dev", "--remote-port", "0", "--gameserver-inherit-nats"])
         .args(["--edgegap-url", &replica.url()])
         .args(["--listen", "127.0.0.1:0"])
         .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)

@@ -4,13 +4,18 @@
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses part of it; a test fails loudly
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bevy::prelude::*;
+use bevygap_example_game::TICK;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet};
 use bevygap_example_game::{GAME, VERSION};
 use bevygap_shared::protocol::seed_json::SeedResponse;
 use futures::{SinkExt, StreamExt};
+use lightyear::netcode::ConnectToken;
+use lightyear::prelude::client::*;
+use lightyear::prelude::*;
 
 /// The longest any test waits for one condition.
 pub const WAIT: Duration = Duration::from_secs(40);
@@ -72,4 +77,108 @@ pub fn request_session(env: &DemoEnv) -> Result<(Vec<u8>, SocketAddr), (u16, Str
             }
         }
     })
+}
+
+/// A raw lightyear client (no Bevygap plugin) on its own UDP socket, so each one comes from
+/// another address.
+pub struct RawClient {
+    app: App,
+    entity: Entity,
+    /// How it ended: `Ok` once connected, `Err` with the reason when refused or timed out.
+    pub outcome: Option<Result<(), String>>,
+}
+
+impl RawClient {
+    /// Starts connecting with `token`; a token that does not even parse is refused at once.
+    pub fn start(token: &[u8]) -> Self {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins).add_plugins(ClientPlugins {
+            tick_duration: TICK,
+        });
+        app.finish();
+        app.cleanup();
+        let netcode = ConnectToken::try_from_bytes(token)
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|token| {
+                NetcodeClient::new(
+                    Authentication::Token(token),
+                    lightyear::netcode::client_plugin::NetcodeConfig::default(),
+                )
+                .map_err(|e| e.to_string())
+            });
+        let (entity, outcome) = match netcode {
+            Ok(netcode) => {
+                let entity = app
+                    .world_mut()
+                    .spawn((
+                        netcode,
+                        LocalAddr(([0, 0, 0, 0], 0).into()),
+                        UdpIo::default(),
+                    ))
+                    .id();
+                app.world_mut().trigger(Connect { entity });
+                (entity, None)
+            }
+            Err(reason) => (Entity::PLACEHOLDER, Some(Err(reason))),
+        };
+        Self {
+            app,
+            entity,
+            outcome,
+        }
+    }
+
+    /// One frame; records the outcome once there is one.
+    pub fn step(&mut self) {
+        if self.outcome.is_some() {
+            return;
+        }
+        self.app.update();
+        let world = self.app.world();
+        if world.get::<Connected>(self.entity).is_some() {
+            self.outcome = Some(Ok(()));
+        } else if let Some(disconnected) = world.get::<Disconnected>(self.entity)
+            && !matches!(disconnected.reason, DisconnectedReason::Unknown)
+        {
+            self.outcome = Some(Err(disconnected.reason.to_string()));
+        }
+    }
+
+    /// Leaves, letting the server see it go.
+    pub fn disconnect(mut self) {
+        if matches!(self.outcome, Some(Ok(()))) {
+            self.app.world_mut().trigger(Disconnect {
+                entity: self.entity,
+            });
+            for _ in 0..5 {
+                self.app.update();
+                std::thread::sleep(TICK);
+            }
+        }
+    }
+}
+
+/// Steps every client until each has an outcome; fails the test after [`WAIT`].
+pub fn settle(clients: &mut [RawClient]) {
+    let deadline = Instant::now() + WAIT;
+    while clients.iter().any(|c| c.outcome.is_none()) {
+        for client in clients.iter_mut() {
+            client.step();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connect or refusal within {WAIT:?}"
+        );
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Connects with `token`; Ok once connected (then leaves), Err with the reason when refused.
+pub fn try_connect(token: &[u8]) -> Result<(), String> {
+    let mut clients = [RawClient::start(token)];
+    settle(&mut clients);
+    let [client] = clients;
+    let outcome = client.outcome.clone().unwrap_or(Err("no outcome".into()));
+    client.disconnect();
+    outcome
 }
