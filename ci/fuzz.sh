@@ -16,8 +16,17 @@ cd "$(dirname "$0")/.."
 . ci/env.sh
 export BEVYGAP_FUZZ_SECS="${BEVYGAP_FUZZ_SECS:-60}"
 echo "[fuzz] ${BEVYGAP_FUZZ_SECS} s per target (release build)"
+failed=0
 for package in bevygap_shared bevygap_server_plugin bevygap_matchmaker; do
   # One target at a time, so each gets a whole core and its own time budget.
-  cargo test --release --locked -p "$package" --test fuzz_inputs -- --test-threads 1 --nocapture 2>&1 \
-    | grep -E '^fuzz `|^test |panicked|test result'
+  if ! cargo test --release --locked -p "$package" --test fuzz_inputs -- --test-threads 1 --nocapture \
+    > "${TMPDIR:-/tmp}/bevygap-fuzz-$package.log" 2>&1; then
+    failed=1
+  fi
+  grep -E '^fuzz `|^test |panicked|^  (hex|text):|left:|right:|test result' "${TMPDIR:-/tmp}/bevygap-fuzz-$package.log" || true
 done
+if [ "$failed" = 1 ]; then
+  echo "[fuzz] a target failed: replay it with the BEVYGAP_FUZZ_SEED printed above"
+  exit 1
+fi
+echo "[fuzz] every target held"
