@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevygap_example_game::GAME;
+use bevygap_example_game::PROTOCOL_ID;
 use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, run_bots};
-use bevygap_example_game::PROTOCOL_ID;
 use bevygap_matchmaker::kv_bridge::KvStores;
 use bevygap_shared::names::{AppNames, KeyToken, deployment_filter};
 use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect};

@@ -74,15 +74,19 @@ pub enum TicketUpdate {
     Result(MatchResult),
 }
 
-/// Where a ticket's updates go: a bounded channel owned by the client's endpoint.
+/// Where a ticket's updates go: a channel owned by the client's endpoint.
+///
+/// The channel is unbounded so that no answer is ever dropped for want of room (a client left
+/// with "a request is already pending" and a seat sold to nobody). What it can hold is bounded
+/// all the same: a ticket gets one result and a status only when its stage changes, and tickets
+/// are bounded by the endpoints' connection caps.
 #[derive(Component, Debug, Clone)]
-pub struct TicketResponder(pub mpsc::Sender<(TicketId, TicketUpdate)>);
+pub struct TicketResponder(pub mpsc::UnboundedSender<(TicketId, TicketUpdate)>);
 
 impl TicketResponder {
-    /// Sends without waiting; a full or closed channel drops the update (the client is gone or
-    /// too slow) and returns false.
+    /// Sends without waiting; returns false when the client's endpoint is gone.
     pub fn send(&self, ticket: &TicketId, update: TicketUpdate) -> bool {
-        self.0.try_send((ticket.clone(), update)).is_ok()
+        self.0.send((ticket.clone(), update)).is_ok()
     }
 }
 

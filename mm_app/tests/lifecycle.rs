@@ -217,6 +217,17 @@ fn a_ticket_for_an_unknown_game_or_version_is_refused() {
 }
 
 #[test]
+fn no_answer_is_dropped_when_thousands_arrive_in_one_frame() {
+    // More answers in one frame than any fixed buffer of the endpoints held before (8,192).
+    let mut h = CoreHarness::new(test_config());
+    for i in 0..10_000 {
+        h.request_with(&format!("t-{i}"), GameRef::new("other-game", "1"), vec![]);
+    }
+    h.tick();
+    assert_eq!(h.results().len(), 10_000, "every client gets its answer");
+}
+
+#[test]
 fn without_a_free_seat_the_fleet_is_asked_and_the_ticket_waits_until_the_server_is_ready() {
     let mut h = CoreHarness::new(test_config());
     h.request("t-1");

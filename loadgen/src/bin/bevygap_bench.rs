@@ -122,7 +122,7 @@ fn frame_time(profile: &Profile, out: &mut serde_json::Map<String, serde_json::V
     app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
     app.finish();
     app.cleanup();
-    let (tx, _rx) = tokio::sync::mpsc::channel(profile.tickets * 4 + 16);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     // The KV mirrors are listed (as after start-up), so placement runs every frame.
     for mirror in [MirrorOf::Leases, MirrorOf::Seats] {
         app.world_mut().write_message(LedgerSync {

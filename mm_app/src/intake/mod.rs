@@ -142,7 +142,7 @@ impl Intake {
                     router,
                 )
         };
-        let (tx, rx) = mpsc::channel(crate::bridge::INBOX_CAPACITY);
+        let (tx, rx) = mpsc::unbounded_channel();
         info!(
             "matchmaker: clients connect to ws://{addr}/ws (simplenet) or ws://{addr}/matchmaker/ws (JSON)"
         );

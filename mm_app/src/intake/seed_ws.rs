@@ -142,7 +142,7 @@ async fn serve(
     {
         return;
     }
-    let (tx, mut updates) = mpsc::channel(16);
+    let (tx, mut updates) = mpsc::unbounded_channel();
     let accepted = endpoint
         .requests
         .send(TicketRequested {

@@ -47,9 +47,9 @@ pub const STATUS_GRACE: Duration = Duration::from_millis(50);
 #[derive(Resource)]
 pub struct SimplenetUpdates {
     /// Cloned into each ticket's responder.
-    pub tx: mpsc::Sender<(TicketId, TicketUpdate)>,
+    pub tx: mpsc::UnboundedSender<(TicketId, TicketUpdate)>,
     /// Drained by [`send_simplenet_updates`].
-    pub rx: mpsc::Receiver<(TicketId, TicketUpdate)>,
+    pub rx: mpsc::UnboundedReceiver<(TicketId, TicketUpdate)>,
 }
 
 fn refuse(

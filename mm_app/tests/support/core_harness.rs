@@ -71,8 +71,8 @@ pub struct CoreHarness {
     now: Instant,
     /// Model time in ms since start (for seat TTLs).
     pub elapsed_ms: u64,
-    updates_tx: mpsc::Sender<(TicketId, TicketUpdate)>,
-    updates_rx: mpsc::Receiver<(TicketId, TicketUpdate)>,
+    updates_tx: mpsc::UnboundedSender<(TicketId, TicketUpdate)>,
+    updates_rx: mpsc::UnboundedReceiver<(TicketId, TicketUpdate)>,
     pub stored: Vec<StoreReservation>,
     pub allocations: Vec<AllocateDeployment>,
     pub stops: Vec<StopDeployment>,
@@ -103,7 +103,7 @@ impl CoreHarness {
         app.finish();
         app.cleanup();
         app.update();
-        let (updates_tx, updates_rx) = mpsc::channel(1024);
+        let (updates_tx, updates_rx) = mpsc::unbounded_channel();
         let mut harness = Self {
             app,
             now,
