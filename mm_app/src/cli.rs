@@ -15,8 +15,8 @@ use crate::edgegap_args::EdgegapFleetArgs;
 use crate::error::ConfigError;
 use crate::fleet::local::LocalFleetConfig;
 use crate::inspect::InspectConfig;
-use crate::intake::IntakeConfig;
 use crate::intake::limits::Limits;
+use crate::intake::{IntakeConfig, ListenerTls};
 use crate::tokens::TokenConfig;
 use bevygap_shared::private_key::PrivateKey;
 
@@ -53,6 +53,13 @@ pub struct Cli {
     /// Development mode: accept an all-zero private key.
     #[arg(long, env = "BEVYGAP_DEV")]
     pub dev: bool,
+
+    /// Serve the client listener over TLS (`wss://`) with this PEM certificate chain.
+    #[arg(long, env = "BEVYGAP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "BEVYGAP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Address of the client websocket endpoints (`/ws` and `/matchmaker/ws`).
     #[arg(long, env = "BEVYGAP_LISTEN", default_value = "127.0.0.1:3000")]
@@ -324,6 +331,16 @@ impl Cli {
             config.validate()?;
             Some(config)
         };
+        for (flag, path) in [("tls-cert", &self.tls_cert), ("tls-key", &self.tls_key)] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(ConfigError::invalid(
+                    flag,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
         self.nats.validate()?;
         if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
             return Err(ConfigError::invalid(
@@ -403,6 +420,11 @@ impl Cli {
                 },
                 trusted_proxies: self.trusted_proxy.clone(),
                 status_page: self.status_page,
+                tls: self
+                    .tls_cert
+                    .clone()
+                    .zip(self.tls_key.clone())
+                    .map(|(cert, key)| ListenerTls { cert, key }),
             },
             inspect,
             nats: self.nats.clone(),

@@ -244,3 +244,27 @@ fn a_secret_given_as_a_flag_is_warned_about_and_never_echoed() {
         "{err}"
     );
 }
+
+#[test]
+fn tls_for_the_client_listener_needs_both_files_and_they_must_exist() {
+    let out = with_required_flags()
+        .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+
+    let out = with_required_flags()
+        .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
+        .args(["--tls-key", "/nonexistent/key.pem"])
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-cert") && err.contains("not a readable file"),
+        "{err}"
+    );
+}

@@ -41,6 +41,17 @@ pub struct IntakeConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Serve the public status page (`/status`, `/status.json`).
     pub status_page: bool,
+    /// Serve TLS (`wss://`, `https://`) with this certificate chain and key, PEM files.
+    pub tls: Option<ListenerTls>,
+}
+
+/// The client listener's certificate chain and private key (PEM files).
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 impl Default for IntakeConfig {
@@ -50,6 +61,7 @@ impl Default for IntakeConfig {
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
             status_page: true,
+            tls: None,
         }
     }
 }
@@ -130,13 +142,39 @@ impl Intake {
             },
             ..ServerConfig::default()
         };
+        let acceptor = match &self.config.tls {
+            None => AcceptorConfig::Default,
+            Some(tls) => {
+                bevygap_shared::nats::install_crypto_provider();
+                let config = runtime
+                    .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                        &tls.cert, &tls.key,
+                    ))
+                    .map_err(|e| {
+                        ConfigError::invalid(
+                            "tls-cert",
+                            format!(
+                                "{} and {} are not a usable certificate and key: {e}",
+                                tls.cert.display(),
+                                tls.key.display()
+                            ),
+                        )
+                    })?;
+                AcceptorConfig::Rustls(config)
+            }
+        };
+        let scheme = if self.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
         let server = {
             let _guard = runtime.enter();
             ServerFactory::<MatchmakerChannel>::new(CHANNEL_PROTOCOL_VERSION)
                 .new_server_with_router(
                     enfync::builtin::native::TokioHandle::from(runtime.clone()),
                     addr,
-                    AcceptorConfig::Default,
+                    acceptor,
                     Authenticator::None,
                     server_config,
                     router,
@@ -144,7 +182,7 @@ impl Intake {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         info!(
-            "matchmaker: clients connect to ws://{addr}/ws (simplenet) or ws://{addr}/matchmaker/ws (JSON)"
+            "matchmaker: clients connect to {scheme}://{addr}/ws (simplenet) or {scheme}://{addr}/matchmaker/ws (JSON)"
         );
         app.insert_resource(SimplenetServer(server))
             .insert_resource(IntakeAddress(addr))
