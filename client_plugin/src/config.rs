@@ -30,6 +30,9 @@ pub struct BevygapClientConfig {
     pub request_timeout: Duration,
     /// How long the lightyear connection may take once a token is received.
     pub connect_timeout: Duration,
+    /// A signed player token from the game's own backend, for a matchmaker that checks players
+    /// (`--player-token-audience`); sent with each request, `***` in `Debug`, never logged.
+    pub player_token: Option<bevygap_shared::secret::Secret>,
 }
 
 impl Default for BevygapClientConfig {
@@ -42,6 +45,7 @@ impl Default for BevygapClientConfig {
             client_build: format!("{} {}", std::env::consts::OS, env!("CARGO_PKG_VERSION")),
             request_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(15),
+            player_token: None,
         }
     }
 }

@@ -62,8 +62,13 @@ pub fn start_request(world: &mut World) {
         {
             let conversation = crate::seed_json_mode::start(
                 settings.matchmaker_url.clone(),
-                settings.game.clone(),
-                settings.version.clone(),
+                bevygap_shared::protocol::seed_json::SeedRequest {
+                    game: GameRef::new(settings.game.clone(), settings.version.clone()),
+                    player_token: settings
+                        .player_token
+                        .as_ref()
+                        .map(|t| t.expose().to_owned()),
+                },
                 now,
             );
             world.insert_resource(conversation);
@@ -127,7 +132,14 @@ pub fn poll_matchmaker(
         match event {
             ClientEvent::Report(ClientReport::Connected) => {
                 if !request.sent {
-                    request.client.request(MatchRequest::default());
+                    request.client.request(MatchRequest {
+                        player_token: settings
+                            .0
+                            .player_token
+                            .as_ref()
+                            .map(|t| t.expose().to_owned()),
+                        ..MatchRequest::default()
+                    });
                     request.sent = true;
                 }
             }

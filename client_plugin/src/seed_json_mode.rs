@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevygap_shared::protocol::channel::SessionInfo;
-use bevygap_shared::protocol::seed_json::SeedResponse;
+use bevygap_shared::protocol::seed_json::{SeedRequest, SeedResponse};
 use bevygap_shared::schema::{CertDigest, Transport};
 
 /// What the JSON conversation reports to the schedule.
@@ -58,7 +58,7 @@ fn session_from(
 }
 
 /// Starts the conversation on its own thread.
-pub fn start(url: String, game: String, version: String, started: Duration) -> SeedConversation {
+pub fn start(url: String, request: SeedRequest, started: Duration) -> SeedConversation {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -71,7 +71,7 @@ pub fn start(url: String, game: String, version: String, started: Duration) -> S
                 return;
             }
         };
-        let outcome = runtime.block_on(converse(&url, &game, &version, &tx));
+        let outcome = runtime.block_on(converse(&url, &request, &tx));
         if let Err(reason) = outcome {
             let _ = tx.send(SeedEvent::Failed(reason));
         }
@@ -84,8 +84,7 @@ pub fn start(url: String, game: String, version: String, started: Duration) -> S
 
 async fn converse(
     url: &str,
-    game: &str,
-    version: &str,
+    request: &SeedRequest,
     tx: &mpsc::Sender<SeedEvent>,
 ) -> Result<(), String> {
     use futures::{SinkExt, StreamExt};
@@ -93,7 +92,7 @@ async fn converse(
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| format!("cannot reach the matchmaker at {url}: {e}"))?;
-    let request = serde_json::json!({ "game": game, "version": version }).to_string();
+    let request = serde_json::to_string(request).map_err(|e| e.to_string())?;
     ws.send(Message::Text(request.into()))
         .await
         .map_err(|e| format!("the matchmaker connection failed: {e}"))?;

@@ -64,6 +64,8 @@ pub fn run_bot_with(
             client_build: "example bot".into(),
             request_timeout: timeout,
             connect_timeout: Duration::from_secs(10),
+            // For a matchmaker that checks players: the token the game's backend signed.
+            player_token: std::env::var("BEVYGAP_PLAYER_TOKEN").ok().map(Into::into),
         }))
         .insert_resource(Bot {
             started: Instant::now(),

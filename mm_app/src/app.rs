@@ -29,6 +29,7 @@ use crate::health::HealthPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
 use crate::kv_bridge::{KvBridgePlugin, KvStores};
+use crate::player_check::{PlayerCheck, PlayerCheckConfig};
 use crate::presence::PresencePlugin;
 use crate::runtime::AsyncRuntime;
 use crate::tokens::TokenConfig;
@@ -73,6 +74,8 @@ pub struct MatchmakerConfig {
     pub shutdown_grace: Duration,
     /// Log filter (`RUST_LOG` syntax); `None` leaves logging to the caller.
     pub log_filter: Option<String>,
+    /// Check a signed player token before serving a request (see [`crate::player_check`]).
+    pub player_check: Option<PlayerCheckConfig>,
 }
 
 impl MatchmakerConfig {
@@ -100,6 +103,7 @@ impl MatchmakerConfig {
             idle_interval: Duration::from_millis(2),
             shutdown_grace: Duration::from_secs(5),
             log_filter: None,
+            player_check: None,
         }
     }
 }
@@ -170,6 +174,9 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     })
     .add_plugins(KvBridgePlugin { nats, stores })
     .add_plugins(HealthPlugin);
+    if let Some(check) = &config.player_check {
+        app.insert_resource(PlayerCheck::new(check)?);
+    }
     Intake {
         config: config.intake.clone(),
     }

@@ -17,6 +17,7 @@ use crate::fleet::local::LocalFleetConfig;
 use crate::inspect::InspectConfig;
 use crate::intake::limits::Limits;
 use crate::intake::{IntakeConfig, ListenerTls};
+use crate::player_check::{PlayerCheckConfig, PlayerKey, PlayerKeyAlgorithm};
 use crate::tokens::TokenConfig;
 use bevygap_shared::private_key::PrivateKey;
 
@@ -53,6 +54,24 @@ pub struct Cli {
     /// Development mode: accept an all-zero private key.
     #[arg(long, env = "BEVYGAP_DEV")]
     pub dev: bool,
+
+    /// Serve a request only with a player token signed by the game's backend, for this audience
+    /// (`aud`); turns the player check on (see --player-token-secret-file and
+    /// --player-token-public-key-file).
+    #[arg(long, env = "BEVYGAP_PLAYER_TOKEN_AUDIENCE")]
+    pub player_token_audience: Option<String>,
+    /// The `iss` player tokens must name, if set.
+    #[arg(long, env = "BEVYGAP_PLAYER_TOKEN_ISSUER")]
+    pub player_token_issuer: Option<String>,
+    /// A file holding the HS256 secret shared with the game's backend (32 bytes or more).
+    #[arg(long, env = "BEVYGAP_PLAYER_TOKEN_SECRET_FILE")]
+    pub player_token_secret_file: Option<PathBuf>,
+    /// A PEM file with the backend's public key (instead of a shared secret).
+    #[arg(long, env = "BEVYGAP_PLAYER_TOKEN_PUBLIC_KEY_FILE")]
+    pub player_token_public_key_file: Option<PathBuf>,
+    /// The algorithm of --player-token-public-key-file.
+    #[arg(long, env = "BEVYGAP_PLAYER_TOKEN_ALGORITHM", value_enum, default_value_t = PlayerKeyAlgorithm::Eddsa)]
+    pub player_token_algorithm: PlayerKeyAlgorithm,
 
     /// Serve the client listener over TLS (`wss://`) with this PEM certificate chain.
     #[arg(long, env = "BEVYGAP_TLS_CERT", requires = "tls_key")]
@@ -272,6 +291,50 @@ impl Cli {
             .collect()
     }
 
+    /// The player check, when an audience is given: with exactly one key source.
+    fn player_check(&self) -> Result<Option<PlayerCheckConfig>, ConfigError> {
+        let read = |flag: &'static str, path: &PathBuf| {
+            std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::invalid(flag, format!("{} cannot be read: {e}", path.display()))
+            })
+        };
+        let key = match (
+            &self.player_token_secret_file,
+            &self.player_token_public_key_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "player-token-public-key-file",
+                    "give a shared secret or a public key, not both",
+                ));
+            }
+            (Some(path), None) => Some(PlayerKey::SharedSecret(Secret::new(
+                read("player-token-secret-file", path)?.trim(),
+            ))),
+            (None, Some(path)) => Some(PlayerKey::PublicKey {
+                algorithm: self.player_token_algorithm,
+                pem: read("player-token-public-key-file", path)?,
+            }),
+            (None, None) => None,
+        };
+        match (key, &self.player_token_audience) {
+            (None, None) => Ok(None),
+            (Some(key), Some(audience)) => Ok(Some(PlayerCheckConfig {
+                key,
+                audience: audience.clone(),
+                issuer: self.player_token_issuer.clone(),
+            })),
+            (None, Some(_)) => Err(ConfigError::invalid(
+                "player-token-audience",
+                "set --player-token-secret-file or --player-token-public-key-file to check player tokens",
+            )),
+            (Some(_), None) => Err(ConfigError::invalid(
+                "player-token-audience",
+                "name the audience player tokens are issued for",
+            )),
+        }
+    }
+
     /// The inspection token, from BEVYGAP_REMOTE_TOKEN or its file (not both).
     fn remote_token(&self) -> Result<Option<Secret>, ConfigError> {
         match (&self.remote_token, &self.remote_token_file) {
@@ -341,6 +404,7 @@ impl Cli {
                 ));
             }
         }
+        let player_check = self.player_check()?;
         self.nats.validate()?;
         if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
             return Err(ConfigError::invalid(
@@ -433,6 +497,7 @@ impl Cli {
             idle_interval: Duration::from_millis(self.idle_tick_ms.clamp(1, 1000)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.clamp(1, 600)),
             log_filter: Some(self.log.clone()),
+            player_check,
         })
     }
 }
@@ -581,5 +646,55 @@ mod tests {
         ]);
         let error = lone_password.into_config().unwrap_err().to_string();
         assert!(error.contains("--gameserver-nats-user"), "{error}");
+    }
+
+    #[test]
+    fn the_player_check_needs_an_audience_and_exactly_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "a-shared-secret-of-at-least-32-bytes!\n").unwrap();
+        let secret = secret.display().to_string();
+        let cases: [(&[&str], Option<&str>); 4] = [
+            (
+                &["--player-token-audience", "g"],
+                Some("--player-token-secret-file"),
+            ),
+            (
+                &["--player-token-secret-file", &secret],
+                Some("--player-token-audience"),
+            ),
+            (
+                &[
+                    "--player-token-secret-file",
+                    &secret,
+                    "--player-token-public-key-file",
+                    &secret,
+                    "--player-token-audience",
+                    "g",
+                ],
+                Some("not both"),
+            ),
+            (
+                &[
+                    "--player-token-secret-file",
+                    &secret,
+                    "--player-token-audience",
+                    "g",
+                ],
+                None,
+            ),
+        ];
+        for (args, error) in cases {
+            let mut all = vec!["--dev", "--fleet", "static"];
+            all.extend_from_slice(args);
+            let result = cli(&all).into_config();
+            match error {
+                Some(expected) => {
+                    let text = result.unwrap_err().to_string();
+                    assert!(text.contains(expected), "{args:?}: {text}");
+                }
+                None => assert!(result.unwrap().player_check.is_some()),
+            }
+        }
     }
 }

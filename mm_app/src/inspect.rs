@@ -161,6 +161,7 @@ pub struct SummaryParams<'w, 's> {
         ),
     >,
     fleet: Option<Res<'w, Fleet>>,
+    players: Option<Res<'w, crate::player_check::PlayerCheck>>,
 }
 
 impl SummaryParams<'_, '_> {
@@ -208,6 +209,7 @@ impl SummaryParams<'_, '_> {
                 "failed_writes": self.stats.failed,
             },
             "matchmakers": self.live.as_ref().map_or(1, |live| live.0),
+            "players_refused": self.players.as_ref().map_or(0, |p| p.refused()),
         });
         if let Some(fleet) = &self.fleet {
             summary["fleet"] = json!({

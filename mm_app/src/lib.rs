@@ -14,6 +14,7 @@
 //!   [`fleet_driver`].
 //! - [`intake`]: the websocket endpoints (`/ws` simplenet, `/matchmaker/ws` seed JSON).
 //! - [`kv_bridge`]: NATS KV watches in (leases, the seat ledger), compare-and-set seat writes out.
+//! - [`player_check`]: an optional signed player token before a request is served.
 //! - [`presence`]: which matchmakers are running (the Edgegap rate budget is shared among them).
 //! - [`shutdown`]: the graceful stop.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators.
@@ -44,6 +45,7 @@ pub mod kv_bridge;
 pub mod leases;
 pub mod messages;
 pub mod placement;
+pub mod player_check;
 pub mod presence;
 pub mod runtime;
 pub mod seats;

@@ -157,3 +157,76 @@ async fn disconnecting_cancels_the_pending_ticket() {
     .await;
     assert_eq!(summary["result"]["reservations"]["issued"], 0);
 }
+
+/// A player token for `audience`, valid for `exp_in` seconds, signed with `secret`.
+fn player_token(audience: &str, exp_in: i64, secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "sub": "player-7", "aud": audience, "exp": now + exp_in }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_player_check_both_endpoints_want_a_token_from_the_games_backend() {
+    use bevygap_matchmaker::player_check::{PlayerCheckConfig, PlayerKey};
+    use bevygap_shared::protocol::seed_json::SeedResponse;
+    const SECRET: &str = "the-backend-and-the-matchmaker-share-this";
+    let h = AppHarness::start_adjusted(Limits::default(), FleetChoice::Static, |config| {
+        config.player_check = Some(PlayerCheckConfig {
+            key: PlayerKey::SharedSecret(bevygap_shared::secret::Secret::new(SECRET)),
+            audience: "spaceships".into(),
+            issuer: None,
+        });
+    })
+    .await;
+
+    // simplenet: no token is 401; a good one gets past the check (to the unknown game).
+    let mut c = client(&h.mm().simplenet_url(), GameRef::new("tetris", "1"));
+    next_matching(&mut c, "connected", |e| {
+        matches!(e, ClientEvent::Report(ClientReport::Connected)).then_some(())
+    })
+    .await;
+    for (token, expected) in [
+        (None, ErrorCode::Unauthorized),
+        (
+            Some(player_token("spaceships", 60, SECRET)),
+            ErrorCode::UnknownGame,
+        ),
+    ] {
+        c.request(MatchRequest {
+            player_token: token,
+            ..MatchRequest::default()
+        });
+        let result = next_matching(&mut c, "a result", |e| match e {
+            ClientEvent::Response(result, _) => Some(result),
+            _ => None,
+        })
+        .await;
+        assert!(
+            matches!(&result, MatchResult::Failed(e) if e.code == expected),
+            "{result:?}"
+        );
+    }
+
+    // Seed JSON: an expired token and one for another game are 401, saying why.
+    for (token, why) in [
+        (player_token("spaceships", -60, SECRET), "expired"),
+        (player_token("other-game", 60, SECRET), "audience"),
+    ] {
+        let request =
+            format!(r#"{{"game":"{GAME}","version":"{VERSION}","player_token":"{token}"}}"#);
+        let (replies, _) = seed_conversation(&h.mm().seed_url(), &request).await;
+        assert!(
+            matches!(replies.last(), Some(SeedResponse::Error(401, text)) if text.contains(why)),
+            "{replies:?}"
+        );
+    }
+    let summary = rpc(h.inspect_port, "bevygap/summary", serde_json::Value::Null).await;
+    assert_eq!(summary["result"]["players_refused"], 3, "{summary}");
+}

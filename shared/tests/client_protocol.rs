@@ -52,7 +52,14 @@ fn seed_messages_have_the_seed_wire_format() {
 #[test]
 fn seed_request_parses_and_validates() {
     let req = parse_request(r#"{"game":"bevygap-spaceships","version":"1"}"#, 1024).unwrap();
-    assert_eq!(req, GameRef::new("bevygap-spaceships", "1"));
+    assert_eq!(req.game, GameRef::new("bevygap-spaceships", "1"));
+    assert_eq!(req.player_token, None, "the seed's request, unchanged");
+    let req = parse_request(
+        r#"{"game":"bevygap-spaceships","version":"1","player_token":"eyJhbGciOi.x.y"}"#,
+        1024,
+    )
+    .unwrap();
+    assert_eq!(req.player_token.as_deref(), Some("eyJhbGciOi.x.y"));
 }
 
 #[test]
@@ -99,6 +106,7 @@ fn malformed_seed_requests_are_typed_errors() {
 fn error_codes_map_to_numbers_and_back() {
     for code in [
         ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
         ErrorCode::UnknownGame,
         ErrorCode::Timeout,
         ErrorCode::Cancelled,

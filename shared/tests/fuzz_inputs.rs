@@ -149,7 +149,7 @@ fn the_seed_json_request_parses_or_refuses_any_text() {
         };
         match parse_request(text, 4096) {
             Ok(request) => {
-                request.validate().expect("a parsed request is valid");
+                request.game.validate().expect("a parsed request is valid");
                 true
             }
             Err(error) => {

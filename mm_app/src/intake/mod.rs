@@ -107,6 +107,10 @@ impl Intake {
             limits: limits.clone(),
             trusted_proxies: Arc::new(self.config.trusted_proxies.clone()),
             ticket_timeout,
+            players: app
+                .world()
+                .get_resource::<crate::player_check::PlayerCheck>()
+                .cloned(),
         };
         let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))

@@ -42,6 +42,8 @@ pub struct SeedEndpoint {
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     /// How long a ticket may live, so a connection never outlives it by much.
     pub ticket_timeout: std::time::Duration,
+    /// The player token check, when configured.
+    pub players: Option<crate::player_check::PlayerCheck>,
 }
 
 /// The axum handler for `GET /matchmaker/ws`.
@@ -130,6 +132,12 @@ async fn serve(
             return fail(socket, error_code(&error), error.to_string()).await;
         }
     };
+    if let Some(players) = &endpoint.players
+        && let Err(refused) = players.verify(request.player_token.as_deref())
+    {
+        debug!("seed endpoint: {ip} refused: {refused}");
+        return fail(socket, refused.code(), refused.to_string()).await;
+    }
 
     // 2. The ticket.
     let ticket_id = TicketId::generate();
@@ -147,7 +155,7 @@ async fn serve(
         .requests
         .send(TicketRequested {
             ticket_id: ticket_id.clone(),
-            game: request,
+            game: request.game,
             client_ip: Some(ip),
             region_pings: Vec::new(),
             responder: TicketResponder(tx),

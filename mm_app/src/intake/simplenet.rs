@@ -24,6 +24,7 @@ use bevygap_shared::untrusted::Untrusted;
 use tokio::sync::mpsc;
 
 use crate::messages::{TicketCancelled, TicketRequested};
+use crate::player_check::PlayerCheck;
 use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
 
 /// The simplenet server.
@@ -68,6 +69,7 @@ pub fn receive_simplenet(
     updates: Res<SimplenetUpdates>,
     mut requests: MessageWriter<TicketRequested>,
     mut cancels: MessageWriter<TicketCancelled>,
+    players: Option<Res<PlayerCheck>>,
 ) {
     while let Some((client, event)) = server.0.next() {
         match event {
@@ -105,6 +107,13 @@ pub fn receive_simplenet(
                 };
                 if let Err(error) = game.validate() {
                     refuse(&server.0, token, ErrorCode::BadRequest, error.to_string());
+                    continue;
+                }
+                if let Some(players) = &players
+                    && let Err(refused) = players.verify(request.player_token.as_deref())
+                {
+                    debug!("simplenet client {client:x} refused: {refused}");
+                    refuse(&server.0, token, refused.code(), refused.to_string());
                     continue;
                 }
                 if clients.by_client.contains_key(&client) {

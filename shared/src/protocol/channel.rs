@@ -16,7 +16,7 @@ use crate::schema::{CertDigest, Transport};
 
 /// The protocol version baked into simplenet server and client factories. Bump on incompatible
 /// change: simplenet refuses clients of another version.
-pub const CHANNEL_PROTOCOL_VERSION: &str = "bevygap-1";
+pub const CHANNEL_PROTOCOL_VERSION: &str = "bevygap-2";
 
 /// The channel pack tying the message types together.
 #[derive(Debug, Clone)]
@@ -63,6 +63,8 @@ pub struct MatchRequest {
     pub mode: MatchMode,
     /// Region pings, best first, if the client measured any.
     pub region_pings: Vec<RegionPing>,
+    /// A signed player token from the game's own backend, when the matchmaker checks players.
+    pub player_token: Option<String>,
 }
 
 /// One-shot messages from the client.

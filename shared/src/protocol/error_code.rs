@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// This matchmaker is shutting down; another one (or this one, restarted) can serve the
     /// request (503, like [`ErrorCode::NoCapacity`], whose number it shares).
     ShuttingDown,
+    /// The request lacks a valid player token from the game's backend (401).
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -35,6 +37,7 @@ impl ErrorCode {
     pub fn code(self) -> u16 {
         match self {
             Self::BadRequest => 400,
+            Self::Unauthorized => 401,
             Self::UnknownGame => 404,
             Self::Timeout => 408,
             Self::Cancelled => 409,
@@ -50,6 +53,7 @@ impl ErrorCode {
     pub fn from_code(code: u16) -> Option<Self> {
         [
             Self::BadRequest,
+            Self::Unauthorized,
             Self::UnknownGame,
             Self::Timeout,
             Self::Cancelled,

@@ -18,8 +18,18 @@ use super::channel::SessionInfo;
 use super::{ErrorCode, GameRef};
 use crate::error::ProtocolError;
 
-/// The seed's request: which game and version the client runs.
-pub type SeedRequest = GameRef;
+/// The seed's request: which game and version the client runs, and (an addition to the seed's
+/// protocol, optional) a signed player token from the game's backend:
+/// `{"game":"bevygap-spaceships","version":"1","player_token":"eyJ…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedRequest {
+    /// The game and version.
+    #[serde(flatten)]
+    pub game: GameRef,
+    /// The player token, when the matchmaker checks players.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_token: Option<String>,
+}
 
 /// The messages the matchmaker sends on `/matchmaker/ws`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +101,6 @@ pub fn parse_request(text: &str, max_len: usize) -> Result<SeedRequest, Protocol
     }
     let request: SeedRequest =
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    request.validate()?;
+    request.game.validate()?;
     Ok(request)
 }
