@@ -127,6 +127,14 @@ fn a_token_connects_once_even_when_raced_and_replayed_from_other_addresses() {
 }
 
 #[test]
+fn a_nats_restart_between_the_token_and_the_connection_loses_nothing() {
+    let mut env = DemoEnv::start(&config(15)).unwrap();
+    let (token, _) = session(&env);
+    env.nats_server.restart().unwrap();
+    try_connect(&token).expect("the reservation outlives the restart");
+}
+
+#[test]
 fn tampered_tokens_never_connect_and_leave_the_seat_to_the_genuine_one() {
     let env = DemoEnv::start(&config(15)).unwrap();
     let (token, _) = session(&env);

@@ -1,5 +1,6 @@
 //! A game server's own defences: a port it cannot bind is a clear error exit rather than a panic,
-//! and peers that never finish the handshake do not pile up as links.
+//! peers that never finish the handshake do not pile up as links, and NATS down at start does not
+//! stop it serving.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly at the first broken expectation
 
@@ -110,4 +111,72 @@ fn links_of_peers_that_never_connect_are_dropped() {
     update_until("the unconnected links dropped", &mut app, &|world| {
         links(world) == 0
     });
+}
+
+#[test]
+fn with_nats_down_at_start_the_server_serves_says_so_and_registers_when_nats_returns() {
+    use bevygap_example_game::PROTOCOL_ID;
+    use bevygap_example_game::server::server_app_without_log;
+    use bevygap_matchmaker::kv_bridge::KvStores;
+    use bevygap_server_plugin::context::DeploymentContext;
+    use bevygap_server_plugin::{BevygapServerConfig, BevygapServerStatus};
+    use bevygap_shared::names::{AppNames, KeyToken};
+    use bevygap_shared::nats::{NatsSettings, connect};
+    use bevygap_shared::schema::Transport;
+    use bevygap_test_support::NatsServer;
+
+    // The matchmaker made the buckets once; then NATS went away.
+    let mut nats = NatsServer::start().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&NatsSettings::insecure(nats.address()), "test")
+            .await
+            .unwrap();
+        KvStores::open(&client, &AppNames::new(GAME).unwrap(), 1)
+            .await
+            .unwrap();
+    });
+    nats.stop();
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut app = server_app_without_log(BevygapServerConfig {
+        nats: NatsSettings::insecure(nats.address()),
+        context: DeploymentContext {
+            deployment_id: KeyToken::new("deployment id", "local-nats-down").unwrap(),
+            app_name: GAME.into(),
+            app_version: VERSION.into(),
+            public_addr: port,
+            bind_addr: port,
+            capacity: 2,
+            fqdn: None,
+            location: None,
+            parent_pid: None,
+        },
+        transport: Transport::Udp,
+        protocol_id: PROTOCOL_ID,
+        private_key: [7; 32],
+        heartbeat: Duration::from_secs(1),
+        unconnected_link_ttl: Duration::from_secs(30),
+    });
+    app.finish();
+    app.cleanup();
+    let mut status_when = |what: &str, done: &dyn Fn(&BevygapServerStatus) -> bool| {
+        bevygap_test_support::wait_until(what, Duration::from_secs(40), || {
+            app.update();
+            std::thread::sleep(bevygap_example_game::TICK);
+            let status = app.world().resource::<BevygapServerStatus>();
+            done(status).then(|| status.clone())
+        })
+    };
+    let status = status_when("the server to listen without NATS", &|s| s.listening);
+    assert!(!status.registered && !status.nats_connected, "{status:?}");
+
+    nats.restart().unwrap();
+    let status = status_when("the server to register once NATS is back", &|s| {
+        s.registered && s.nats_connected
+    });
+    assert!(status.listening, "{status:?}");
 }
