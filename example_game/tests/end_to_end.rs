@@ -13,11 +13,10 @@ use bevygap_example_game::PROTOCOL_ID;
 use bevygap_example_game::bot::BotOutcome;
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, run_bots};
 use bevygap_matchmaker::kv_bridge::KvStores;
-use bevygap_shared::names::{AppNames, KeyToken, deployment_filter};
+use bevygap_shared::names::{AppNames, KeyToken, seat_key};
 use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect};
 use bevygap_shared::schema::Transport;
 use bevygap_shared::token_data::TokenUserData;
-use futures::StreamExt;
 use lightyear::netcode::ConnectToken;
 use support::{RawClient, demo_config, request_session, settle, try_connect, wait_for};
 
@@ -161,18 +160,36 @@ fn tampered_tokens_never_connect_and_leave_the_seat_to_the_genuine_one() {
 #[test]
 fn the_seats_of_a_server_killed_outright_are_freed_within_the_lease_ttl_and_a_second() {
     let env = DemoEnv::start(&config(15)).unwrap();
-    let (token, server) = session(&env);
+    // A server nobody supervises (as on Edgegap or a static list): only its lease tells.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_example_server"))
+        .env("NATS_HOST", env.nats_server.address())
+        .env("NATS_INSECURE", "true")
+        .env("LIGHTYEAR_PRIVATE_KEY", hex::encode(env.key))
+        .env("BEVYGAP_DEPLOYMENT_ID", "static-killed")
+        .env("BEVYGAP_PUBLIC_IP", "127.0.0.1")
+        .env("BEVYGAP_PORT", port.to_string())
+        .env("BEVYGAP_APP_NAME", GAME)
+        .env("BEVYGAP_APP_VERSION", bevygap_example_game::VERSION)
+        .env("BEVYGAP_CAPACITY", "4")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the server's lease", || {
+        env.observed(|o| o.leases.contains_key("static-killed"))
+    });
+    let (token, addr) = session(&env);
+    assert_eq!(addr.port(), port, "placed on the free server already up");
     let mut client = [RawClient::start(&token)];
     settle(&mut client);
     assert!(matches!(client[0].outcome, Some(Ok(()))));
-    let deployment = env
-        .observed(|o| {
-            o.leases
-                .values()
-                .find(|l| l.public_addr == server)
-                .map(|l| l.deployment_id.clone())
-        })
-        .expect("the server's lease");
     let seats = env.block_on(async {
         let nats = connect(&NatsSettings::insecure(env.nats_server.address()), "test")
             .await
@@ -180,49 +197,29 @@ fn the_seats_of_a_server_killed_outright_are_freed_within_the_lease_ttl_and_a_se
         let names = AppNames::new(GAME).unwrap();
         KvStores::open(&nats, &names, 1).await.unwrap().seats
     });
+    let deployment = KeyToken::new("d", "static-killed").unwrap();
+    // Seats held, read from the stream leader (the server has four).
     let held = |seats: &SeatLedger| {
-        let filter = deployment_filter(&KeyToken::new("d", &deployment).unwrap());
         env.block_on(async {
-            let mut keys = seats.store().keys().await.unwrap();
             let mut n = 0;
-            while let Some(Ok(key)) = keys.next().await {
-                n += usize::from(key.starts_with(filter.trim_end_matches('>')));
+            for seat in 0..4 {
+                let state = seats.current(&seat_key(&deployment, seat)).await.unwrap();
+                n += usize::from(state.record.is_some());
             }
             n
         })
     };
-    assert_eq!(held(&seats), 1, "the player holds its seat");
+    wait_for("the player's seat in the ledger", || held(&seats) == 1);
 
-    let pid = process_with_env("BEVYGAP_DEPLOYMENT_ID", &deployment).expect("the server's pid");
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.kill().unwrap();
     let killed_at = Instant::now();
+    let _ = server.wait();
     bevygap_test_support::wait_until(
         "the killed server's seats to be freed",
         BucketSpec::DEFAULT_LEASE_TTL + Duration::from_secs(1),
         || (held(&seats) == 0).then_some(()),
     );
     eprintln!("seats freed {:?} after SIGKILL", killed_at.elapsed());
-    client[0].step();
-}
-
-/// The process whose environment has `name=value` (this user's processes only).
-fn process_with_env(name: &str, value: &str) -> Option<u32> {
-    let wanted = format!("{name}={value}");
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            environ
-                .split(|b| *b == 0)
-                .any(|var| var == wanted.as_bytes())
-                .then_some(pid)
-        })
 }
 
 #[test]
