@@ -29,7 +29,7 @@ pub struct ServerArgs {
     #[arg(long, env = "LIGHTYEAR_PROTOCOL_ID", default_value_t = PROTOCOL_ID)]
     pub lightyear_protocol_id: u64,
     /// Accept an all-zero key (local development only).
-    #[arg(long, env = "BEVYGAP_DEV")]
+    #[arg(long, env = "BEVYGAP_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
     /// `udp` or `webtransport`.
     #[arg(long, env = "BEVYGAP_TRANSPORT", default_value = "udp")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bevygap_shared::nats::NatsSettings;
 use bevygap_shared::secret::Secret;
+use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
 use crate::app::{FleetChoice, MatchmakerConfig};
@@ -52,7 +53,7 @@ pub struct Cli {
     #[arg(long, env = "LIGHTYEAR_PRIVATE_KEY_FILE")]
     pub lightyear_private_key_file: Option<PathBuf>,
     /// Development mode: accept an all-zero private key.
-    #[arg(long, env = "BEVYGAP_DEV")]
+    #[arg(long, env = "BEVYGAP_DEV", value_parser = BoolishValueParser::new())]
     pub dev: bool,
 
     /// Serve a request only with a player token signed by the game's backend, for this audience
@@ -99,7 +100,7 @@ pub struct Cli {
     #[arg(long, env = "BEVYGAP_MAX_MESSAGES_PER_SECOND", default_value_t = 10)]
     pub max_messages_per_second: u32,
     /// Serve the public status page at `/status` (and `/status.json`) on the client listener.
-    #[arg(long, env = "BEVYGAP_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BEVYGAP_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub status_page: bool,
     /// Seconds a client may take to send its request after connecting.
     #[arg(long, env = "BEVYGAP_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
@@ -156,7 +157,7 @@ pub struct Cli {
     /// Let game servers on Edgegap connect with the matchmaker's own NATS settings and
     /// credentials when no game-server role is configured. Without it the Edgegap fleet refuses
     /// to start: a game server runs on a machine you do not control.
-    #[arg(long, env = "BEVYGAP_GAMESERVER_INHERIT_NATS")]
+    #[arg(long, env = "BEVYGAP_GAMESERVER_INHERIT_NATS", value_parser = BoolishValueParser::new())]
     pub gameserver_inherit_nats: bool,
 
     /// Edgegap settings (`--fleet edgegap`).
@@ -171,7 +172,7 @@ pub struct Cli {
     pub remote_address: IpAddr,
     /// Serve inspection methods that change the world (spawn, insert, mutate, despawn); off by
     /// default, the endpoint is read-only.
-    #[arg(long, env = "BEVYGAP_REMOTE_ALLOW_WRITES")]
+    #[arg(long, env = "BEVYGAP_REMOTE_ALLOW_WRITES", value_parser = BoolishValueParser::new())]
     pub remote_allow_writes: bool,
     /// Bearer token the inspection endpoint requires (`Authorization: Bearer …`).
     #[arg(long, env = "BEVYGAP_REMOTE_TOKEN", hide_env_values = true)]

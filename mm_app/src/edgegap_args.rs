@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bevygap_shared::secret::Secret;
+use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 
 use crate::error::ConfigError;
@@ -109,7 +110,7 @@ pub struct EdgegapFleetArgs {
     pub edgegap_webhook_url: Option<String>,
     /// Do not pass the NATS settings and token key to deployments (configure them in Edgegap's
     /// dashboard instead).
-    #[arg(long, env = "EDGEGAP_NO_FORWARD_ENV")]
+    #[arg(long, env = "EDGEGAP_NO_FORWARD_ENV", value_parser = BoolishValueParser::new())]
     pub edgegap_no_forward_env: bool,
 }
 

@@ -268,3 +268,28 @@ fn tls_for_the_client_listener_needs_both_files_and_they_must_exist() {
         "{err}"
     );
 }
+
+#[test]
+fn boolean_variables_take_1_0_yes_no_as_well_as_true_false() {
+    let port = bevygap_test_support::free_tcp_port().unwrap();
+    for (insecure, dev) in [("1", "yes"), ("true", "on"), ("yes", "1")] {
+        let out = with_required_flags()
+            .args(["--nats-connect-timeout-ms", "300", "--remote-port", "0"])
+            .args(["--nats-host", &format!("127.0.0.1:{port}")])
+            .env("NATS_INSECURE", insecure)
+            .env("BEVYGAP_DEV", dev)
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Parsed (the all-zero key is accepted in dev mode); only NATS is missing.
+        assert!(err.contains("unreachable"), "{insecure}/{dev}: {err}");
+    }
+    let out = with_required_flags()
+        .env("NATS_INSECURE", "maybe")
+        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nats-insecure"));
+}

@@ -42,7 +42,7 @@ pub struct NatsSettings {
     )]
     pub ca_contents: Option<Secret>,
     /// Connect without TLS (plain TCP). For local development only.
-    #[arg(long = "nats-insecure", env = "NATS_INSECURE")]
+    #[arg(long = "nats-insecure", env = "NATS_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
     /// How long the first connection attempt may take, in milliseconds.
     #[arg(
