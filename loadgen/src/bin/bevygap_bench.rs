@@ -43,6 +43,8 @@ struct Profile {
     frames: usize,
     seat_samples: usize,
     idle_connections: usize,
+    /// Seed JSON requests sent all at once, each on its own connection.
+    burst_requests: usize,
     cold_samples: usize,
 }
 
@@ -185,6 +187,22 @@ async fn warm_fleet(
     .await?;
     print!("seed JSON closed loop (max sustained):\n{}", closed.table());
     out.insert("warm_seed_closed".into(), serde_json::to_value(&closed)?);
+
+    // Every request at once, each on its own websocket: no answer may be lost.
+    let burst = run_load(LoadConfig {
+        rate: None,
+        clients: profile.burst_requests,
+        ramp_up: Duration::ZERO,
+        max_requests: profile.burst_requests,
+        ..base.clone()
+    })
+    .await?;
+    print!(
+        "seed JSON, {} concurrent requests:\n{}",
+        profile.burst_requests,
+        burst.table()
+    );
+    out.insert("warm_seed_burst".into(), serde_json::to_value(&burst)?);
 
     let simplenet = run_load(LoadConfig {
         url: fleet.simplenet_url(),
@@ -517,6 +535,7 @@ fn main() -> anyhow::Result<()> {
             frames: 200,
             seat_samples: 50,
             idle_connections: 1000,
+            burst_requests: 10_000,
             cold_samples: 2,
         },
         "long" => Profile {
@@ -527,6 +546,7 @@ fn main() -> anyhow::Result<()> {
             frames: 2000,
             seat_samples: 500,
             idle_connections: 10_000,
+            burst_requests: 10_000,
             cold_samples: 5,
         },
         other => anyhow::bail!("--profile must be short or long, not {other}"),
