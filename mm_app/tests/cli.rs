@@ -24,6 +24,13 @@ fn with_required_flags() -> Command {
     with_fleet("static")
 }
 
+/// Runs `command`, expecting the start-up refusal (exit code 2); returns what it printed.
+fn refused(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A game, a protocol id and `fleet`.
 fn with_fleet(fleet: &str) -> Command {
     let mut command = matchmaker();
@@ -60,23 +67,13 @@ fn help_works_without_nats() {
 
 #[test]
 fn an_all_zero_key_is_refused_without_dev() {
-    let out = with_required_flags()
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(with_required_flags().env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY));
     assert!(err.contains("all zeros") && err.contains("--dev"), "{err}");
 }
 
 #[test]
 fn a_bad_key_is_refused_without_echoing_it() {
-    let out = with_required_flags()
-        .env("LIGHTYEAR_PRIVATE_KEY", "supersecretbutwrong")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(with_required_flags().env("LIGHTYEAR_PRIVATE_KEY", "supersecretbutwrong"));
     assert!(
         err.contains("private key") && !err.contains("supersecretbutwrong"),
         "{err}"
@@ -86,26 +83,24 @@ fn a_bad_key_is_refused_without_echoing_it() {
 #[test]
 fn an_unreachable_nats_is_a_clear_start_up_error() {
     let port = bevygap_test_support::free_tcp_port().unwrap();
-    let out = with_required_flags()
-        .args([
-            "--dev",
-            "--nats-insecure",
-            "--nats-connect-timeout-ms",
-            "500",
-            "--remote-port",
-            "0",
-        ])
-        .args([
-            "--nats-host",
-            &format!("127.0.0.1:{port}"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        with_required_flags()
+            .args([
+                "--dev",
+                "--nats-insecure",
+                "--nats-connect-timeout-ms",
+                "500",
+                "--remote-port",
+                "0",
+            ])
+            .args([
+                "--nats-host",
+                &format!("127.0.0.1:{port}"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
     assert!(
         err.contains("unreachable") && err.contains("NATS_HOST"),
         "{err}"
@@ -114,26 +109,23 @@ fn an_unreachable_nats_is_a_clear_start_up_error() {
 
 #[test]
 fn the_inspection_endpoint_stays_on_loopback_without_a_token() {
-    let out = with_required_flags()
-        .args(["--dev", "--remote-address", "0.0.0.0"])
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .env_remove("BEVYGAP_REMOTE_TOKEN")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("BEVYGAP_REMOTE_TOKEN"));
+    let err = refused(
+        with_required_flags()
+            .args(["--dev", "--remote-address", "0.0.0.0"])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+            .env_remove("BEVYGAP_REMOTE_TOKEN"),
+    );
+    assert!(err.contains("BEVYGAP_REMOTE_TOKEN"));
 }
 
 #[test]
 fn kv_replicas_outside_what_jetstream_allows_are_refused() {
     for replicas in ["0", "6"] {
-        let out = with_required_flags()
-            .args(["--dev", "--kv-replicas", replicas])
-            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(
+            with_required_flags()
+                .args(["--dev", "--kv-replicas", replicas])
+                .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+        );
         assert!(
             err.contains("kv-replicas") && err.contains("1 to 5"),
             "{err}"
@@ -143,19 +135,17 @@ fn kv_replicas_outside_what_jetstream_allows_are_refused() {
 
 #[test]
 fn game_servers_on_edgegap_do_not_inherit_the_matchmakers_nats_identity_silently() {
-    let out = with_fleet("edgegap")
-        .arg("--dev")
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .env("EDGEGAP_API_KEY", "token k")
-        .env_remove("BEVYGAP_GAMESERVER_NATS_USER")
-        .env_remove("BEVYGAP_GAMESERVER_INHERIT_NATS")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        with_fleet("edgegap")
+            .arg("--dev")
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
+            .env("EDGEGAP_API_KEY", "token k")
+            .env_remove("BEVYGAP_GAMESERVER_NATS_USER")
+            .env_remove("BEVYGAP_GAMESERVER_INHERIT_NATS"),
+    );
     assert!(
-        text.contains("--gameserver-nats-user") && text.contains("--gameserver-inherit-nats"),
-        "{text}"
+        err.contains("--gameserver-nats-user") && err.contains("--gameserver-inherit-nats"),
+        "{err}"
     );
 }
 
@@ -224,15 +214,14 @@ fn the_env_templates_name_only_real_settings() {
 #[test]
 fn a_secret_given_as_a_flag_is_warned_about_and_never_echoed() {
     let key = "0707070707070707070707070707070707070707070707070707070707070707";
-    let out = with_required_flags()
-        .args(["--lightyear-private-key", key])
-        .args(["--remote-token", "t0ken-on-the-command-line"])
-        .args(["--remote-address", "0.0.0.0", "--kv-replicas", "0"])
-        .env_remove("LIGHTYEAR_PRIVATE_KEY")
-        .env_remove("BEVYGAP_REMOTE_TOKEN")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        with_required_flags()
+            .args(["--lightyear-private-key", key])
+            .args(["--remote-token", "t0ken-on-the-command-line"])
+            .args(["--remote-address", "0.0.0.0", "--kv-replicas", "0"])
+            .env_remove("LIGHTYEAR_PRIVATE_KEY")
+            .env_remove("BEVYGAP_REMOTE_TOKEN"),
+    );
     assert!(
         err.contains("--lightyear-private-key was given on the command line")
             && err.contains("LIGHTYEAR_PRIVATE_KEY or --lightyear-private-key-file")
@@ -247,22 +236,19 @@ fn a_secret_given_as_a_flag_is_warned_about_and_never_echoed() {
 
 #[test]
 fn tls_for_the_client_listener_needs_both_files_and_they_must_exist() {
-    let out = with_required_flags()
-        .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
+    let err = refused(
+        with_required_flags()
+            .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
+    assert!(err.contains("--tls-key"));
 
-    let out = with_required_flags()
-        .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
-        .args(["--tls-key", "/nonexistent/key.pem"])
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        with_required_flags()
+            .args(["--dev", "--tls-cert", "/nonexistent/cert.pem"])
+            .args(["--tls-key", "/nonexistent/key.pem"])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
     assert!(
         err.contains("--tls-cert") && err.contains("not a readable file"),
         "{err}"
@@ -273,23 +259,21 @@ fn tls_for_the_client_listener_needs_both_files_and_they_must_exist() {
 fn boolean_variables_take_1_0_yes_no_as_well_as_true_false() {
     let port = bevygap_test_support::free_tcp_port().unwrap();
     for (insecure, dev) in [("1", "yes"), ("true", "on"), ("yes", "1")] {
-        let out = with_required_flags()
-            .args(["--nats-connect-timeout-ms", "300", "--remote-port", "0"])
-            .args(["--nats-host", &format!("127.0.0.1:{port}")])
-            .env("NATS_INSECURE", insecure)
-            .env("BEVYGAP_DEV", dev)
-            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(
+            with_required_flags()
+                .args(["--nats-connect-timeout-ms", "300", "--remote-port", "0"])
+                .args(["--nats-host", &format!("127.0.0.1:{port}")])
+                .env("NATS_INSECURE", insecure)
+                .env("BEVYGAP_DEV", dev)
+                .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+        );
         // Parsed (the all-zero key is accepted in dev mode); only NATS is missing.
         assert!(err.contains("unreachable"), "{insecure}/{dev}: {err}");
     }
-    let out = with_required_flags()
-        .env("NATS_INSECURE", "maybe")
-        .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nats-insecure"));
+    let err = refused(
+        with_required_flags()
+            .env("NATS_INSECURE", "maybe")
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
+    assert!(err.contains("nats-insecure"));
 }
