@@ -313,40 +313,6 @@ impl ConnectionRecorder {
             .await
             .map_err(|e| format!("connection `{key}` not removed: {e}"))
     }
-
-    /// Records a connected client in one go: its seat, then its connection key (a key that
-    /// cannot be written is logged; [`run_recorder`] retries it instead).
-    pub async fn opened(
-        &self,
-        client_id: u64,
-        reservation_id: String,
-        seat: u32,
-        revision: u64,
-    ) -> Result<u64, SeatLost> {
-        let revision = self
-            .take_seat(client_id, &reservation_id, seat, revision)
-            .await
-            .map_err(|source| SeatLost {
-                client_id,
-                seat,
-                source,
-            })?;
-        if let Err(error) = self.record_connection(client_id, &reservation_id).await {
-            warn!("{error}; the seat is held all the same");
-        }
-        Ok(revision)
-    }
-
-    /// Records a client that left in one go: frees its seat (held at `revision`) and removes
-    /// its connection key, logging what fails ([`run_recorder`] retries instead).
-    pub async fn closed(&self, client_id: u64, seat: u32, revision: u64) {
-        if let Err(error) = self.free_seat(seat, revision).await {
-            warn!("seat {seat} of client {client_id} not freed: {error}");
-        }
-        if let Err(error) = self.forget_connection(client_id).await {
-            debug!("{error}");
-        }
-    }
 }
 
 /// A seat change for the recorder task, in the order the game saw them.

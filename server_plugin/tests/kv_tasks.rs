@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::kv;
 use bevygap_server_plugin::admission::Admission;
 use bevygap_server_plugin::context::DeploymentContext;
 use bevygap_server_plugin::kv_tasks::{
@@ -15,7 +16,7 @@ use bevygap_server_plugin::kv_tasks::{
 };
 use bevygap_shared::names::{AppNames, KeyToken, client_key, seat_key};
 use bevygap_shared::nats::{
-    BucketSpec, ConnectionState, NatsSettings, SeatLedger, connect, ensure_bucket,
+    BucketSpec, ConnectionState, NatsConnection, NatsSettings, SeatLedger, connect, ensure_bucket,
 };
 use bevygap_shared::schema::{DeploymentLease, SeatHolder, SeatRecord, Transport, decode};
 use bevygap_shared::time::now_millis;
@@ -49,6 +50,32 @@ fn reserved(deployment: &str, seat: u32, client_id: u64) -> SeatRecord {
             expires_at_ms: now_millis() + 10_000,
         },
     }
+}
+
+/// A nats-server with the seat ledger and connections buckets of `spaceships`.
+async fn ledger_buckets() -> (NatsServer, NatsConnection, SeatLedger, kv::Store) {
+    let server = NatsServer::start().unwrap();
+    let nats = connect(&NatsSettings::insecure(server.address()), "test")
+        .await
+        .unwrap();
+    let names = AppNames::new("spaceships").unwrap();
+    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
+        .await
+        .unwrap();
+    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
+    let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names))
+        .await
+        .unwrap();
+    (server, nats, ledger, connections)
+}
+
+/// The client left `seat` of dep-a: the seat is free and its connection key gone.
+async fn assert_client_left(ledger: &SeatLedger, connections: &kv::Store, seat: u32, client: u64) {
+    let dep = KeyToken::new("d", "dep-a").unwrap();
+    let state = ledger.current(&seat_key(&dep, seat)).await.unwrap();
+    assert!(state.record.is_none(), "seat {seat} is free: {state:?}");
+    let key = connections.get(client_key(&dep, client)).await.unwrap();
+    assert!(key.is_none(), "client {client}'s connection key is gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,18 +123,7 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_until_it_leaves() {
-    let server = NatsServer::start().unwrap();
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let names = AppNames::new("spaceships").unwrap();
-    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
-        .await
-        .unwrap();
-    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
-    let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names))
-        .await
-        .unwrap();
+    let (_server, nats, ledger, connections) = ledger_buckets().await;
     // A client of an earlier process with this id, never cleaned up.
     let mut phantom = reserved("dep-a", 2, 99);
     phantom.holder = SeatHolder::Connected {
@@ -162,12 +178,16 @@ async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_unt
         context: context(),
     };
     let revision = recorder
-        .opened(
+        .take_seat(
             7,
-            admitted.reservation_id.clone(),
+            &admitted.reservation_id,
             admitted.seat,
             admitted.revision,
         )
+        .await
+        .unwrap();
+    recorder
+        .record_connection(7, &admitted.reservation_id)
         .await
         .unwrap();
     let held = ledger.current(&seat_key(&dep, 1)).await.unwrap();
@@ -198,41 +218,20 @@ async fn reserved_seats_feed_admission_and_a_connected_client_holds_its_seat_unt
     );
     assert!(
         recorder
-            .opened(8, "r-8".into(), admitted.seat, admitted.revision)
+            .take_seat(8, "r-8", admitted.seat, admitted.revision)
             .await
             .is_err()
     );
 
-    recorder.closed(7, 1, revision).await;
-    assert!(
-        ledger
-            .current(&seat_key(&dep, 1))
-            .await
-            .unwrap()
-            .record
-            .is_none()
-    );
-    assert!(
-        connections
-            .get(client_key(&dep, 7))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    recorder.free_seat(1, revision).await.unwrap();
+    recorder.forget_connection(7).await.unwrap();
+    assert_client_left(&ledger, &connections, 1, 7).await;
     watcher.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_finds_reservations_without_the_watch_and_never_undoes_a_newer_state() {
-    let server = NatsServer::start().unwrap();
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let names = AppNames::new("spaceships").unwrap();
-    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
-        .await
-        .unwrap();
-    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
+    let (_server, _nats, ledger, _connections) = ledger_buckets().await;
     let first = ledger
         .take(&reserved("dep-a", 0, 5), 0, Some(Duration::from_secs(15)))
         .await
@@ -272,18 +271,7 @@ async fn a_lookup_finds_reservations_without_the_watch_and_never_undoes_a_newer_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_written_during_a_nats_outage_land_when_it_returns() {
-    let mut server = NatsServer::start().unwrap();
-    let nats = connect(&NatsSettings::insecure(server.address()), "test")
-        .await
-        .unwrap();
-    let names = AppNames::new("spaceships").unwrap();
-    let seats = ensure_bucket(nats.jetstream(), &BucketSpec::seats(&names))
-        .await
-        .unwrap();
-    let ledger = SeatLedger::new(seats, nats.jetstream().clone());
-    let connections = ensure_bucket(nats.jetstream(), &BucketSpec::connections(&names))
-        .await
-        .unwrap();
+    let (mut server, nats, ledger, connections) = ledger_buckets().await;
     let reserved_at = ledger
         .take(&reserved("dep-a", 1, 7), 0, Some(Duration::from_secs(60)))
         .await
@@ -355,20 +343,6 @@ async fn records_written_during_a_nats_outage_land_when_it_returns() {
     waiting(1).await;
     server.restart().unwrap();
     waiting(0).await;
-    assert!(
-        ledger
-            .current(&seat_key(&dep, 1))
-            .await
-            .unwrap()
-            .record
-            .is_none()
-    );
-    assert!(
-        connections
-            .get(client_key(&dep, 7))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_client_left(&ledger, &connections, 1, 7).await;
     assert!(lost.try_recv().is_err(), "nobody lost a seat");
 }
