@@ -162,3 +162,43 @@ async fn off_loopback_every_call_needs_the_bearer_token() {
     assert_eq!(status, 200, "{reply}");
     assert!(reply["result"]["tickets"].is_object(), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_json_rpc_errors_not_a_dropped_connection() {
+    let h = AppHarness::start().await;
+    let url = format!("http://127.0.0.1:{}", h.inspect_port);
+    let post = |body: String| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            response.json::<Value>().await.ok()
+        }
+    };
+    let not_json =
+        wait_until_async("the endpoint to answer", WAIT, || post("{not json".into())).await;
+    assert_eq!(not_json["error"]["code"], -32700, "{not_json}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "bevygap/summary"});
+    let too_many = post(Value::Array(vec![call; 65]).to_string())
+        .await
+        .unwrap();
+    assert_eq!(too_many["error"]["code"], -32600, "{too_many}");
+
+    let no_method = post(json!({"jsonrpc": "2.0", "id": 2}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(no_method["error"]["code"], -32600, "{no_method}");
+
+    let watch = post(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "world.get_components+watch"}).to_string(),
+    )
+    .await
+    .unwrap();
+    let message = watch["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("poll instead"), "{watch}");
+}

@@ -71,3 +71,23 @@ async fn with_a_certificate_the_listener_speaks_wss_to_a_client_that_trusts_its_
     let plain = tokio_tungstenite::connect_async(format!("ws://{addr}/matchmaker/ws")).await;
     assert!(plain.is_err(), "plain ws:// must not be served");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_are_not_a_certificate_and_key_stop_the_start_with_what_to_fix() {
+    let nats = bevygap_test_support::NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let mut config = app_config(&nats, Limits::default(), 0, FleetChoice::Static);
+    config.inspect = None;
+    config.intake.tls = Some(ListenerTls { cert, key });
+    let started = tokio::task::spawn_blocking(move || bevygap_matchmaker::spawn_matchmaker(config))
+        .await
+        .unwrap();
+    let error = started.err().expect("the start is refused").to_string();
+    assert!(
+        error.contains("tls-cert") && error.contains("not a usable certificate and key"),
+        "{error}"
+    );
+}
