@@ -13,6 +13,7 @@ use bevygap_matchmaker::fleet::edgegap::env::deployment_env;
 use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleetConfig, EdgegapMode};
 use bevygap_matchmaker::fleet::edgegap::operator::{ca_argument, with_ca_argument};
 use bevygap_matchmaker::fleet::local::LocalFleetConfig;
+use bevygap_matchmaker::gameserver_auth::{DEFAULT_JWT_TTL, GameServerAuthConfig};
 use bevygap_matchmaker::{
     MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
 };
@@ -64,15 +65,22 @@ pub struct NatsRoles {
     pub matchmaker: String,
     /// The `gameserver` user's password.
     pub gameserver: String,
+    /// The auth callout's key (the matchmaker signs game servers' users with it).
+    pub callout_seed: Secret,
+    /// Its public key (nats-server's `auth_callout.issuer`).
+    pub callout_issuer: String,
 }
 
 impl NatsRoles {
     /// Fresh random passwords.
     pub fn generate() -> Self {
         let password = || hex_key(&std::array::from_fn(|_| rand_byte()));
+        let (callout_seed, callout_issuer) = bevygap_matchmaker::gameserver_auth::new_key();
         Self {
             matchmaker: password(),
             gameserver: password(),
+            callout_seed,
+            callout_issuer,
         }
     }
 
@@ -86,6 +94,10 @@ impl NatsRoles {
             (
                 "BEVYGAP_GAMESERVER_PASSWORD".to_owned(),
                 self.gameserver.clone(),
+            ),
+            (
+                "BEVYGAP_CALLOUT_ISSUER".to_owned(),
+                self.callout_issuer.clone(),
             ),
         ]
     }
@@ -279,6 +291,15 @@ impl DemoEnv {
                 },
                 inspect_port,
             )
+        };
+        // With the role users, local game servers get users of their own deployment from the
+        // matchmaker's auth callout.
+        let mm_config = MatchmakerConfig {
+            gameserver_auth: roles.as_ref().map(|roles| GameServerAuthConfig {
+                seed: roles.callout_seed.clone(),
+                jwt_ttl: DEFAULT_JWT_TTL,
+            }),
+            ..mm_config
         };
         let matchmaker = spawn_matchmaker(mm_config)?;
         let observed = Arc::new(Mutex::new(Observed::default()));

@@ -274,8 +274,8 @@ fn the_client_plugin_also_speaks_the_seed_json_endpoint() {
 
 #[test]
 fn role_users_of_the_shipped_nats_template_are_enough_for_the_whole_flow() {
-    // The matchmaker connects as `matchmaker` and game servers as `gameserver`, each limited to
-    // its role by assets/nats-auth.conf.
+    // The matchmaker connects as `matchmaker` (its role in assets/nats-auth.conf); each local game
+    // server as its own deployment, with the user the matchmaker's auth callout scopes to it.
     let mut config = config(15);
     config.nats_roles = true;
     config.bots = 2;

@@ -25,6 +25,7 @@ use crate::fleet::local::{LocalFleet, LocalFleetConfig};
 use crate::fleet::static_list::StaticFleet;
 use crate::fleet::{FleetBackend, FleetError};
 use crate::fleet_driver::FleetDriverPlugin;
+use crate::gameserver_auth::{GameServerAuth, GameServerAuthConfig, serve_callout};
 use crate::health::HealthPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
@@ -76,6 +77,9 @@ pub struct MatchmakerConfig {
     pub log_filter: Option<String>,
     /// Check a signed player token before serving a request (see [`crate::player_check`]).
     pub player_check: Option<PlayerCheckConfig>,
+    /// Serve nats-server's auth callout, giving each game server a NATS user scoped to its own
+    /// deployment (see [`crate::gameserver_auth`]).
+    pub gameserver_auth: Option<GameServerAuthConfig>,
 }
 
 impl MatchmakerConfig {
@@ -104,6 +108,7 @@ impl MatchmakerConfig {
             shutdown_grace: Duration::from_secs(5),
             log_filter: None,
             player_check: None,
+            gameserver_auth: None,
         }
     }
 }
@@ -134,10 +139,26 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     let nats = handle.block_on(connect(&config.nats, "bevygap-matchmaker"))?;
     let stores = handle.block_on(KvStores::open(&nats, &names, config.kv_replicas))?;
 
+    let gameserver_auth = match &config.gameserver_auth {
+        Some(auth) => {
+            let auth = Arc::new(
+                GameServerAuth::new(auth, names.clone())
+                    .map_err(|e| ConfigError::invalid("gameserver-auth-key", e.to_string()))?,
+            );
+            handle
+                .block_on(serve_callout(&nats, auth.clone()))
+                .map_err(|e| ConfigError::invalid("gameserver-auth-key", e.to_string()))?;
+            Some(auth)
+        }
+        None => None,
+    };
     // This process's presence id: counted by the others, and the owner of its allocations.
     let instance = format!("mm-{:016x}", rand::random::<u64>());
     let backend: Arc<dyn FleetBackend> = match &config.fleet {
-        FleetChoice::Local(local) => Arc::new(LocalFleet::new(local.clone())?),
+        FleetChoice::Local(local) => Arc::new(LocalFleet::new(LocalFleetConfig {
+            credentials: gameserver_auth.clone(),
+            ..local.clone()
+        })?),
         FleetChoice::Static => Arc::new(StaticFleet),
         FleetChoice::Edgegap { api, fleet } => Arc::new(handle.block_on(open_edgegap(
             &nats,

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::NatsSettings;
 use bevygap_shared::secret::Secret;
 use clap::builder::BoolishValueParser;
@@ -15,6 +16,7 @@ use crate::core_plugin::PlacementConfig;
 use crate::edgegap_args::EdgegapFleetArgs;
 use crate::error::ConfigError;
 use crate::fleet::local::LocalFleetConfig;
+use crate::gameserver_auth::{GameServerAuth, GameServerAuthConfig};
 use crate::inspect::InspectConfig;
 use crate::intake::limits::Limits;
 use crate::intake::{IntakeConfig, ListenerTls};
@@ -160,6 +162,17 @@ pub struct Cli {
     #[arg(long, env = "BEVYGAP_GAMESERVER_INHERIT_NATS", value_parser = BoolishValueParser::new())]
     pub gameserver_inherit_nats: bool,
 
+    /// Serve nats-server's auth callout with this account nkey seed (`SA…`, see
+    /// assets/nats-auth.conf): each game server gets a NATS user scoped to its own deployment.
+    #[arg(long, env = "BEVYGAP_GAMESERVER_AUTH_KEY", hide_env_values = true)]
+    pub gameserver_auth_key: Option<Secret>,
+    /// A file holding the callout seed (instead of BEVYGAP_GAMESERVER_AUTH_KEY).
+    #[arg(long, env = "BEVYGAP_GAMESERVER_AUTH_KEY_FILE")]
+    pub gameserver_auth_key_file: Option<PathBuf>,
+    /// How long a game server's NATS user is valid before it reconnects and is checked again.
+    #[arg(long, env = "BEVYGAP_GAMESERVER_AUTH_JWT_SECS", default_value_t = 3600)]
+    pub gameserver_auth_jwt_secs: u64,
+
     /// Edgegap settings (`--fleet edgegap`).
     #[command(flatten)]
     pub edgegap: EdgegapFleetArgs,
@@ -247,7 +260,7 @@ impl Cli {
     /// Warnings for secrets given as flags: other local users can read a command line (`ps`,
     /// `/proc`). A secret counts as a flag when its environment variable is not set.
     pub fn secrets_on_command_line(&self) -> Vec<String> {
-        let secrets: [(&str, &str, bool, &str); 5] = [
+        let secrets: [(&str, &str, bool, &str); 6] = [
             (
                 "--lightyear-private-key",
                 "LIGHTYEAR_PRIVATE_KEY",
@@ -277,6 +290,12 @@ impl Cli {
                 "BEVYGAP_REMOTE_TOKEN",
                 self.remote_token.is_some(),
                 "or --remote-token-file",
+            ),
+            (
+                "--gameserver-auth-key",
+                "BEVYGAP_GAMESERVER_AUTH_KEY",
+                self.gameserver_auth_key.is_some(),
+                "or --gameserver-auth-key-file",
             ),
         ];
         secrets
@@ -338,23 +357,34 @@ impl Cli {
 
     /// The inspection token, from BEVYGAP_REMOTE_TOKEN or its file (not both).
     fn remote_token(&self) -> Result<Option<Secret>, ConfigError> {
-        match (&self.remote_token, &self.remote_token_file) {
-            (Some(_), Some(_)) => Err(ConfigError::invalid(
-                "remote-token-file",
-                "set BEVYGAP_REMOTE_TOKEN or --remote-token-file, not both",
-            )),
-            (Some(token), None) => Ok(Some(token.clone())),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::invalid(
-                        "remote-token-file",
-                        format!("{} cannot be read: {e}", path.display()),
-                    )
-                })?;
-                Ok(Some(Secret::new(text.trim())))
-            }
-            (None, None) => Ok(None),
-        }
+        secret_from(
+            &self.remote_token,
+            &self.remote_token_file,
+            "BEVYGAP_REMOTE_TOKEN",
+            "remote-token-file",
+        )
+    }
+
+    /// The game-server auth callout, when a key is given.
+    fn gameserver_auth(&self) -> Result<Option<GameServerAuthConfig>, ConfigError> {
+        let seed = secret_from(
+            &self.gameserver_auth_key,
+            &self.gameserver_auth_key_file,
+            "BEVYGAP_GAMESERVER_AUTH_KEY",
+            "gameserver-auth-key-file",
+        )?;
+        let Some(seed) = seed else {
+            return Ok(None);
+        };
+        let config = GameServerAuthConfig {
+            seed,
+            jwt_ttl: Duration::from_secs(self.gameserver_auth_jwt_secs.clamp(60, 86_400)),
+        };
+        let names = AppNames::new(&self.app_name)
+            .map_err(|e| ConfigError::invalid("app-name", e.to_string()))?;
+        GameServerAuth::new(&config, names)
+            .map_err(|e| ConfigError::invalid("gameserver-auth-key-file", e.to_string()))?;
+        Ok(Some(config))
     }
 
     /// Validates everything and builds the configuration.
@@ -406,6 +436,7 @@ impl Cli {
             }
         }
         let player_check = self.player_check()?;
+        let gameserver_auth = self.gameserver_auth()?;
         self.nats.validate()?;
         if self.gameserver_nats_password.is_some() && self.gameserver_nats_user.is_none() {
             return Err(ConfigError::invalid(
@@ -453,6 +484,8 @@ impl Cli {
                     capacity: self.seats_per_server,
                     env: child_env(&self, &private_key),
                     stop_grace: Duration::from_secs(5),
+                    // Set when the app is built, from the callout key.
+                    credentials: None,
                 })
             }
         };
@@ -499,7 +532,30 @@ impl Cli {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.clamp(1, 600)),
             log_filter: Some(self.log.clone()),
             player_check,
+            gameserver_auth,
         })
+    }
+}
+
+/// A secret given in an env var or in a file (not both).
+fn secret_from(
+    value: &Option<Secret>,
+    file: &Option<PathBuf>,
+    env_name: &str,
+    file_flag: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            file_flag,
+            format!("set {env_name} or --{file_flag}, not both"),
+        )),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|text| Some(Secret::new(text.trim())))
+            .map_err(|e| {
+                ConfigError::invalid(file_flag, format!("{} cannot be read: {e}", path.display()))
+            }),
+        (None, None) => Ok(None),
     }
 }
 

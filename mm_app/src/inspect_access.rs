@@ -22,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bevy_remote::{BrpError, BrpMessage, BrpResult, error_codes};
-use bevygap_shared::secret::Secret;
+use bevygap_shared::secret::{Secret, same_secret};
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
@@ -106,14 +106,6 @@ impl AccessPolicy {
     pub fn allows(&self, method: &str) -> bool {
         self.allow_writes || READ_METHODS.contains(&method)
     }
-}
-
-/// Compares two secrets without leaking where they first differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The world's mailbox, known once `bevy_remote` has made it (at `PreStartup`).

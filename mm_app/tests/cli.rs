@@ -277,3 +277,24 @@ fn boolean_variables_take_1_0_yes_no_as_well_as_true_false() {
     );
     assert!(err.contains("nats-insecure"));
 }
+
+#[test]
+fn a_callout_key_that_is_not_an_account_seed_is_refused_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("user.seed");
+    // A user seed (S U …), not an account's.
+    let user_seed = "SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4";
+    std::fs::write(&seed, user_seed).unwrap();
+    let err = refused(
+        with_required_flags()
+            .args(["--dev", "--gameserver-auth-key-file"])
+            .arg(&seed)
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
+    assert!(err.contains("gameserver-auth-key-file"), "{err}");
+    assert!(
+        err.contains("account seed") || err.contains("nkey seed"),
+        "{err}"
+    );
+    assert!(!err.contains(user_seed), "{err}");
+}

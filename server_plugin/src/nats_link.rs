@@ -121,20 +121,23 @@ pub(crate) async fn run_nats(
 async fn connect_and_open(
     config: &BevygapServerConfig,
 ) -> Result<(NatsConnection, ServerBuckets), String> {
+    let names = AppNames::new(&config.context.app_name).map_err(|e| e.to_string())?;
+    let mut settings = config.nats.clone();
+    settings.inbox_prefix = Some(names.gameserver_inbox_prefix(&config.context.deployment_id));
     let nats = connect(
-        &config.nats,
+        &settings,
         &format!("bevygap-server-{}", config.context.deployment_id),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let names = AppNames::new(&config.context.app_name).map_err(|e| e.to_string())?;
     // The matchmaker owns the buckets and their settings: use them as they are.
     let js = nats.jetstream();
     let open =
         |name: String| async move { open_bucket(js, &name).await.map_err(|e| e.to_string()) };
     let buckets = ServerBuckets {
         leases: open(names.leases_bucket()).await?,
-        seats: SeatLedger::new(open(names.reservations_bucket()).await?, js.clone()),
+        seats: SeatLedger::new(open(names.reservations_bucket()).await?, js.clone())
+            .with_direct_reads(),
         connections: open(names.connections_bucket()).await?,
     };
     Ok((nats, buckets))

@@ -120,6 +120,12 @@ impl AppNames {
         format!("{}_matchmakers", self.app)
     }
 
+    /// Prefix of a game server's reply subjects: its own, so a NATS user scoped to the
+    /// deployment receives its replies and no one else's.
+    pub fn gameserver_inbox_prefix(&self, deployment: &KeyToken) -> String {
+        format!("_INBOX.{}.{deployment}", self.app)
+    }
+
     /// Subject on which operators and tools may publish matchmaker commands.
     pub fn matchmaker_subject(&self) -> String {
         format!("{}.matchmaker", self.app)

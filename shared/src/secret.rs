@@ -26,6 +26,14 @@ impl Secret {
     }
 }
 
+/// Compares two secrets without leaking, through timing, where they first differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self(value)

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bevygap_shared::context_env;
+use bevygap_shared::names::KeyToken;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Allocation, AllocationRequest, EndedReporter, FleetBackend, FleetError};
+use crate::gameserver_auth::GameServerAuth;
 
 /// How the local fleet starts game servers.
 #[derive(Debug, Clone)]
@@ -40,6 +42,9 @@ pub struct LocalFleetConfig {
     pub env: Vec<(String, String)>,
     /// How long a server may take to exit after SIGTERM before it is killed.
     pub stop_grace: Duration,
+    /// Gives each server NATS credentials for its own deployment only (`NATS_USER` and
+    /// `NATS_PASSWORD`, see [`crate::gameserver_auth`]) instead of `env`'s.
+    pub credentials: Option<Arc<GameServerAuth>>,
 }
 
 impl Default for LocalFleetConfig {
@@ -52,6 +57,7 @@ impl Default for LocalFleetConfig {
             capacity: 8,
             env: Vec::new(),
             stop_grace: Duration::from_secs(5),
+            credentials: None,
         }
     }
 }
@@ -144,7 +150,17 @@ impl LocalFleet {
             .env(context_env::APP_NAME, &request.game.game)
             .env(context_env::APP_VERSION, &request.game.version)
             .env(context_env::CAPACITY, self.config.capacity.to_string())
-            .env(context_env::PARENT_PID, std::process::id().to_string())
+            .env(context_env::PARENT_PID, std::process::id().to_string());
+        if let Some(auth) = &self.config.credentials {
+            let deployment = KeyToken::new("deployment id", deployment_id.as_str())
+                .map_err(|e| FleetError::Rejected(e.to_string()))?;
+            let credentials = auth.credentials(&deployment);
+            command
+                .env("NATS_USER", credentials.user)
+                .env("NATS_PASSWORD", credentials.password.expose())
+                .env_remove("NATS_CREDS");
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -87,6 +87,9 @@ pub async fn connect(
         .max_reconnects(None)
         .reconnect_delay_callback(reconnect_delay)
         .connection_timeout(settings.connect_timeout());
+    if let Some(prefix) = &settings.inbox_prefix {
+        options = options.custom_inbox_prefix(prefix);
+    }
 
     if let Some(creds) = &settings.creds {
         options =

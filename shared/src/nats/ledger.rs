@@ -30,7 +30,7 @@ use async_nats::HeaderMap;
 use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_TTL};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::kv::{self, UpdateErrorKind};
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind};
 use thiserror::Error;
 
 use crate::names::{KeyToken, deployment_filter, seat_key};
@@ -43,6 +43,14 @@ pub struct SeatState {
     pub revision: u64,
     /// Who holds the seat; `None` when it is free (deleted, purged, lapsed, or never written).
     pub record: Option<SeatRecord>,
+}
+
+impl SeatState {
+    /// A key never written (or whose history is gone).
+    pub const EMPTY: Self = Self {
+        revision: 0,
+        record: None,
+    };
 }
 
 /// A write the ledger accepted.
@@ -85,6 +93,7 @@ pub enum SeatWriteError {
 pub struct SeatLedger {
     store: kv::Store,
     js: async_nats::jetstream::Context,
+    direct_reads: bool,
 }
 
 impl std::fmt::Debug for SeatLedger {
@@ -98,7 +107,20 @@ impl std::fmt::Debug for SeatLedger {
 impl SeatLedger {
     /// The ledger in `store`, written through `js` (the same connection's JetStream context).
     pub fn new(store: kv::Store, js: async_nats::jetstream::Context) -> Self {
-        Self { store, js }
+        Self {
+            store,
+            js,
+            direct_reads: false,
+        }
+    }
+
+    /// Reads seats by subject (`$JS.API.DIRECT.GET.{stream}.{subject}`) instead of from the
+    /// stream leader: the read a game server's NATS user may be scoped to (its own seats only),
+    /// served by any replica. A replica can be a moment behind the leader, so a caller that acts
+    /// on a miss reads again later.
+    pub fn with_direct_reads(mut self) -> Self {
+        self.direct_reads = true;
+        self
     }
 
     /// The underlying KV store (for watches).
@@ -180,42 +202,46 @@ impl SeatLedger {
     }
 
     /// Reads a seat from the stream leader (never a lagging replica), so a decision taken on it
-    /// sees every write acknowledged before.
+    /// sees every write acknowledged before; with [`Self::with_direct_reads`], by subject from any
+    /// replica.
     pub async fn current(&self, key: &str) -> Result<SeatState, SeatWriteError> {
         let subject = format!("{}{key}", self.store.prefix);
-        match self
-            .store
-            .stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(message) => {
-                let removed = message
-                    .headers
-                    .get("KV-Operation")
-                    .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
-                    || message.headers.get("Nats-Marker-Reason").is_some();
-                let record = if removed {
-                    None
-                } else {
-                    decode::<SeatRecord>(&message.payload).ok()
-                };
-                Ok(SeatState {
-                    revision: message.sequence,
-                    record,
-                })
+        let unavailable = |reason: String| SeatWriteError::Unavailable {
+            key: key.to_owned(),
+            reason,
+        };
+        let (revision, headers, payload) = if self.direct_reads {
+            match self.store.stream.direct_get_last_for_subject(subject).await {
+                Ok(message) => (message.sequence, message.headers, message.payload),
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                    return Ok(SeatState::EMPTY);
+                }
+                Err(error) => return Err(unavailable(error.to_string())),
             }
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                Ok(SeatState {
-                    revision: 0,
-                    record: None,
-                })
+        } else {
+            match self
+                .store
+                .stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+            {
+                Ok(message) => (message.sequence, message.headers, message.payload),
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    return Ok(SeatState::EMPTY);
+                }
+                Err(error) => return Err(unavailable(error.to_string())),
             }
-            Err(error) => Err(SeatWriteError::Unavailable {
-                key: key.to_owned(),
-                reason: error.to_string(),
-            }),
-        }
+        };
+        let removed = headers
+            .get("KV-Operation")
+            .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
+            || headers.get("Nats-Marker-Reason").is_some();
+        Ok(SeatState {
+            revision,
+            record: (!removed)
+                .then(|| decode::<SeatRecord>(&payload).ok())
+                .flatten(),
+        })
     }
 
     /// Removes every seat of a deployment with its history (a deployment that is gone): nothing

@@ -51,6 +51,11 @@ pub struct NatsSettings {
         default_value_t = 5000
     )]
     pub connect_timeout_ms: u64,
+    /// Prefix of this client's reply subjects (`_INBOX` when unset). A game server uses its own
+    /// (`_INBOX.{app}.{deployment}`), so a NATS user scoped to one deployment can subscribe to
+    /// its replies and to no one else's.
+    #[arg(skip)]
+    pub inbox_prefix: Option<String>,
 }
 
 #[derive(Parser)]
@@ -71,6 +76,7 @@ impl NatsSettings {
             ca_contents: None,
             insecure: true,
             connect_timeout_ms: 5000,
+            inbox_prefix: None,
         }
     }
 

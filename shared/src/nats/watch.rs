@@ -152,10 +152,18 @@ async fn watch_once(
     periodic: bool,
     reconcile_every: Option<Duration>,
 ) -> Result<PhaseEnd, String> {
+    let deliver_subject = client.new_inbox();
+    // A named consumer carries its filter in the API subject
+    // (`$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}`), which NATS permissions can scope.
+    let name = format!(
+        "w{}",
+        deliver_subject.rsplit('.').next().unwrap_or_default()
+    );
     let consumer = store
         .stream
         .create_consumer(OrderedConfig {
-            deliver_subject: client.new_inbox(),
+            name: Some(name),
+            deliver_subject,
             description: Some("bevygap kv watch".into()),
             filter_subject: format!("{}{filter}", store.prefix),
             replay_policy: ReplayPolicy::Instant,

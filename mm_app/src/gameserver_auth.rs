@@ -1,0 +1,370 @@
+//! Game servers get NATS credentials for their own deployment only, through nats-server's auth
+//! callout.
+//!
+//! A game server runs on a machine the studio does not control, so its NATS user must not be
+//! able to touch another server's lease, seats or connection records, the buckets' settings, or
+//! another app. nats-server hands every connection that is not one of its `auth_users` to a
+//! callout service (`$SYS.REQ.USER.AUTH`); the matchmakers of the app serve it as one queue group:
+//!
+//! 1. A game server connects as `{app}:{deployment}` with the deployment's password, an HMAC of
+//!    the app and deployment under a key derived from the callout key
+//!    ([`GameServerAuth::credentials`]). Whoever starts the server passes them: the local fleet
+//!    does it for each child; for a static list, `bevygap_gameserver_auth credentials` prints them.
+//! 2. The matchmaker checks the password (any matchmaker of the app can: there is no state) and
+//!    answers with a user JWT signed by the callout key, whose permissions name only that
+//!    deployment's keys ([`GameServerAuth::permissions`]), valid for `jwt_ttl` (the server then
+//!    reconnects and is checked again).
+//! 3. A wrong password gets a signed refusal; a user of another app gets no answer from this
+//!    app's matchmakers (nats-server refuses it when its callout times out).
+//!
+//! The callout key is an account nkey seed (`SA…`): nats-server is configured with its public
+//! key (`A…`) as the callout issuer (`assets/nats-auth.conf`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bevygap_shared::names::{AppNames, KeyToken};
+use bevygap_shared::nats::NatsConnection;
+use bevygap_shared::secret::{Secret, same_secret};
+use bevygap_shared::time::now_millis;
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use nkeys::KeyPair;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::nats_jwt::{self, JwtError};
+
+/// The subject nats-server sends authorization requests to.
+pub const CALLOUT_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
+/// The account game servers are placed in: the global account of a configuration without
+/// `accounts` (as in `assets/nats-auth.conf`).
+pub const PLACEMENT_ACCOUNT: &str = "$G";
+/// How long a game server's user JWT is valid by default; it reconnects and is checked again.
+pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
+
+/// How the matchmaker signs game servers' NATS users.
+#[derive(Clone)]
+pub struct GameServerAuthConfig {
+    /// The callout key: an account nkey seed (`SA…`).
+    pub seed: Secret,
+    /// How long a user JWT is valid.
+    pub jwt_ttl: Duration,
+}
+
+impl fmt::Debug for GameServerAuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GameServerAuthConfig")
+            .field("seed", &"<redacted>")
+            .field("jwt_ttl", &self.jwt_ttl)
+            .finish()
+    }
+}
+
+/// The callout key is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthKeyError {
+    /// Not an nkey seed at all.
+    #[error(
+        "the game-server auth key is not an nkey seed; make one with `bevygap_gameserver_auth new-key`"
+    )]
+    NotASeed,
+    /// A seed of another kind (user, operator...).
+    #[error(
+        "the game-server auth key must be an account seed (starting `SA`), found another kind; make one with `bevygap_gameserver_auth new-key`"
+    )]
+    NotAnAccount,
+}
+
+/// A fresh callout key: its seed (for the matchmakers) and public key (for nats-server's
+/// `auth_callout.issuer`).
+pub fn new_key() -> (Secret, String) {
+    let key = KeyPair::new_account();
+    // A key pair made by `new_account` always has its seed.
+    let seed = key.seed().unwrap_or_default();
+    (Secret::new(seed), key.public_key())
+}
+
+/// What a game server of one deployment connects with.
+#[derive(Clone)]
+pub struct GameServerCredentials {
+    /// `NATS_USER`: `{app}:{deployment}`.
+    pub user: String,
+    /// `NATS_PASSWORD`.
+    pub password: Secret,
+}
+
+impl fmt::Debug for GameServerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GameServerCredentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Subjects a user may publish to and subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    /// Allowed publish subjects.
+    pub publish: Vec<String>,
+    /// Allowed subscriptions.
+    pub subscribe: Vec<String>,
+}
+
+/// Why a game server was refused: always the peer's doing (or an attack).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// The user names no valid deployment.
+    #[error("user `{user}` names no valid deployment ({reason})")]
+    BadUser {
+        /// The user name presented (escaped, capped).
+        user: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The password is not the deployment's.
+    #[error("wrong password for deployment `{0}`")]
+    WrongPassword(KeyToken),
+}
+
+/// What to do with one authorization request.
+#[derive(Debug)]
+pub enum CalloutAnswer {
+    /// Not a game server of this app: stay silent (another app's matchmakers answer).
+    NotOurs,
+    /// Not a valid request from nats-server: nothing can be answered.
+    Unreadable(JwtError),
+    /// Send `token` to the request's reply subject.
+    Reply {
+        /// The signed authorization response.
+        token: String,
+        /// The deployment authorized, or why not.
+        outcome: Result<KeyToken, Refusal>,
+    },
+}
+
+/// Signs game servers' NATS users for one app.
+pub struct GameServerAuth {
+    issuer: KeyPair,
+    password_key: [u8; 32],
+    names: AppNames,
+    jwt_ttl: Duration,
+}
+
+impl fmt::Debug for GameServerAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GameServerAuth")
+            .field("issuer", &self.issuer.public_key())
+            .field("app", &self.names.app())
+            .field("jwt_ttl", &self.jwt_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GameServerAuth {
+    /// The signer for `names`' app with `config`'s key.
+    pub fn new(config: &GameServerAuthConfig, names: AppNames) -> Result<Self, AuthKeyError> {
+        let seed = config.seed.expose().trim();
+        let issuer = KeyPair::from_seed(seed).map_err(|_| AuthKeyError::NotASeed)?;
+        if !issuer.public_key().starts_with('A') {
+            return Err(AuthKeyError::NotAnAccount);
+        }
+        let mut digest = Sha256::new();
+        digest.update(b"bevygap game server password key\n");
+        digest.update(seed.as_bytes());
+        Ok(Self {
+            issuer,
+            password_key: digest.finalize().into(),
+            names,
+            jwt_ttl: config.jwt_ttl.max(Duration::from_secs(1)),
+        })
+    }
+
+    /// The public key nats-server's `auth_callout.issuer` must name.
+    pub fn issuer_public_key(&self) -> String {
+        self.issuer.public_key()
+    }
+
+    /// The user and password a game server of `deployment` connects with.
+    pub fn credentials(&self, deployment: &KeyToken) -> GameServerCredentials {
+        GameServerCredentials {
+            user: format!("{}:{deployment}", self.names.app()),
+            password: Secret::new(self.password(deployment)),
+        }
+    }
+
+    fn password(&self, deployment: &KeyToken) -> String {
+        // HMAC accepts a key of any length.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.password_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(format!("{}\n{deployment}", self.names.app()).as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// What a game server of `deployment` may do: keep its lease, take and free its own seats
+    /// (compare-and-set writes and reads by subject), watch its own seats, record its own
+    /// connections, read the three buckets' settings, and receive replies on its own inbox
+    /// prefix. Nothing else: no other deployment's keys, no bucket settings, no other bucket or
+    /// app.
+    pub fn permissions(&self, deployment: &KeyToken) -> Permissions {
+        let names = &self.names;
+        let (leases, seats, connections) = (
+            names.leases_bucket(),
+            names.reservations_bucket(),
+            names.connections_bucket(),
+        );
+        Permissions {
+            publish: vec![
+                "$JS.API.INFO".to_owned(),
+                format!("$JS.API.STREAM.INFO.KV_{leases}"),
+                format!("$JS.API.STREAM.INFO.KV_{seats}"),
+                format!("$JS.API.STREAM.INFO.KV_{connections}"),
+                format!("$KV.{leases}.{deployment}"),
+                format!("$KV.{seats}.{deployment}.*"),
+                format!("$KV.{connections}.{deployment}.*"),
+                format!("$JS.API.DIRECT.GET.KV_{seats}.$KV.{seats}.{deployment}.*"),
+                format!("$JS.API.CONSUMER.CREATE.KV_{seats}.*.$KV.{seats}.{deployment}.>"),
+                format!("$JS.FC.KV_{seats}.>"),
+            ],
+            subscribe: vec![format!("{}.>", names.gameserver_inbox_prefix(deployment))],
+        }
+    }
+
+    /// Answers one authorization request (the JWT nats-server published) at `now_secs`.
+    pub fn answer(&self, request: &[u8], now_secs: u64) -> CalloutAnswer {
+        let text = String::from_utf8_lossy(request);
+        let claims = match nats_jwt::decode_verified(&text, 'N') {
+            Ok(claims) => claims,
+            Err(error) => return CalloutAnswer::Unreadable(error),
+        };
+        let nats = claims.get("nats").cloned().unwrap_or_default();
+        let field = |path: &[&str]| {
+            path.iter()
+                .try_fold(&nats, |value, key| value.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (user_nkey, server_id) = (field(&["user_nkey"]), field(&["server_id", "id"]));
+        if !user_nkey.starts_with('U') || !server_id.starts_with('N') {
+            return CalloutAnswer::Unreadable(JwtError::Malformed(
+                "no user nkey or server id in the request",
+            ));
+        }
+        let user = field(&["connect_opts", "user"]);
+        let Some(deployment) = user
+            .strip_prefix(self.names.app())
+            .and_then(|rest| rest.strip_prefix(':'))
+        else {
+            return CalloutAnswer::NotOurs;
+        };
+        let outcome = match KeyToken::new("deployment id", deployment) {
+            Err(error) => Err(Refusal::BadUser {
+                user: bevygap_shared::untrusted::Untrusted(&user).to_string(),
+                reason: error.to_string(),
+            }),
+            Ok(deployment) => {
+                let expected = self.password(&deployment);
+                let presented = field(&["connect_opts", "pass"]);
+                if same_secret(expected.as_bytes(), presented.as_bytes()) {
+                    Ok(deployment)
+                } else {
+                    Err(Refusal::WrongPassword(deployment))
+                }
+            }
+        };
+        let mut response = Map::new();
+        response.insert("sub".into(), json!(user_nkey));
+        response.insert("aud".into(), json!(server_id));
+        let verdict = match &outcome {
+            Ok(deployment) => json!({
+                "jwt": self.user_jwt(&user_nkey, &user, deployment, now_secs),
+                "type": "authorization_response",
+                "version": 2,
+            }),
+            Err(refusal) => json!({
+                "error": refusal.to_string(),
+                "type": "authorization_response",
+                "version": 2,
+            }),
+        };
+        response.insert("nats".into(), verdict);
+        CalloutAnswer::Reply {
+            token: nats_jwt::encode(response, &self.issuer, now_secs),
+            outcome,
+        }
+    }
+
+    fn user_jwt(&self, user_nkey: &str, user: &str, deployment: &KeyToken, now: u64) -> String {
+        let permissions = self.permissions(deployment);
+        let mut claims = Map::new();
+        claims.insert("sub".into(), json!(user_nkey));
+        claims.insert("aud".into(), json!(PLACEMENT_ACCOUNT));
+        claims.insert("name".into(), json!(user));
+        claims.insert("exp".into(), json!(now + self.jwt_ttl.as_secs()));
+        claims.insert(
+            "nats".into(),
+            json!({
+                "pub": { "allow": permissions.publish },
+                "sub": { "allow": permissions.subscribe },
+                "subs": -1,
+                "data": -1,
+                "payload": -1,
+                "type": "user",
+                "version": 2,
+            }),
+        );
+        nats_jwt::encode(claims, &self.issuer, now)
+    }
+}
+
+/// Serves the callout for this app until the connection closes: one queue group per app, so
+/// one matchmaker answers each request.
+pub async fn serve_callout(
+    nats: &NatsConnection,
+    auth: Arc<GameServerAuth>,
+) -> Result<tokio::task::JoinHandle<()>, async_nats::SubscribeError> {
+    let client = nats.client().clone();
+    let queue = format!("bevygap-callout-{}", auth.names.app());
+    let mut requests = client.queue_subscribe(CALLOUT_SUBJECT, queue).await?;
+    info!(
+        "game-server auth callout for `{}` (issuer {})",
+        auth.names.app(),
+        auth.issuer_public_key()
+    );
+    Ok(tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let Some(reply) = request.reply.clone() else {
+                continue;
+            };
+            let token = match auth.answer(&request.payload, now_millis() / 1000) {
+                CalloutAnswer::NotOurs => continue,
+                CalloutAnswer::Unreadable(error) => {
+                    warn!("auth callout: ignored a request that is not from nats-server ({error})");
+                    continue;
+                }
+                CalloutAnswer::Reply { token, outcome } => {
+                    match outcome {
+                        Ok(deployment) => {
+                            info!(%deployment, "auth callout: game server authorized")
+                        }
+                        Err(refusal) => warn!(
+                            "auth callout: game server refused: {refusal}; check its NATS_USER/NATS_PASSWORD (see `bevygap_gameserver_auth credentials`)"
+                        ),
+                    }
+                    token
+                }
+            };
+            if let Err(error) = client.publish(reply, token.into()).await {
+                warn!(
+                    "auth callout: answer not sent ({error}); nats-server refuses the client when its wait ends"
+                );
+            }
+        }
+    }))
+}
