@@ -34,6 +34,10 @@ pub struct DeploymentView {
     pub tags: Vec<String>,
     /// Its ports: name, internal, external.
     pub ports: Vec<(String, u16, u16)>,
+    /// Its context API path (`/v1/context/{request_id}/{n}`, as in `ARBITRIUM_CONTEXT_URL`).
+    pub context_path: String,
+    /// The token its context API takes (`ARBITRIUM_CONTEXT_TOKEN`).
+    pub context_token: String,
 }
 
 #[derive(Debug)]
@@ -416,6 +420,8 @@ impl State {
                     .values()
                     .map(|p| (p.name.clone(), p.internal, p.external))
                     .collect(),
+                context_path: d.context_path.clone(),
+                context_token: d.context_token.clone(),
             })
             .collect()
     }

@@ -17,6 +17,7 @@ use bevygap_matchmaker::gameserver_auth::{DEFAULT_JWT_TTL, GameServerAuthConfig}
 use bevygap_matchmaker::{
     MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
 };
+use bevygap_shared::context_env;
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::{
     BucketSpec, NatsSettings, WatchEvent, connect, ensure_bucket, spawn_watch,
@@ -240,9 +241,13 @@ impl DemoEnv {
             ("LIGHTYEAR_PROTOCOL_ID".to_owned(), PROTOCOL_ID.to_string()),
             ("BEVYGAP_TRANSPORT".to_owned(), config.transport.clone()),
         ];
-        if let Some(roles) = &roles {
-            env.push(("NATS_USER".to_owned(), "gameserver".to_owned()));
-            env.push(("NATS_PASSWORD".to_owned(), roles.gameserver.clone()));
+        if roles.is_some() {
+            // Local servers get their deployment's user from the local fleet; servers on the
+            // Edgegap replica prove their deployment with its context.
+            env.push((
+                context_env::NATS_AUTH.to_owned(),
+                context_env::NATS_AUTH_EDGEGAP_CONTEXT.to_owned(),
+            ));
         }
         env.push((
             "RUST_LOG".to_owned(),

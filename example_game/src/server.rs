@@ -54,6 +54,10 @@ pub struct ServerArgs {
     /// On Edgegap: the name of the game port in the app version.
     #[arg(long, env = "BEVYGAP_EDGEGAP_PORT_NAME", default_value = "gameport")]
     pub edgegap_port_name: String,
+    /// On Edgegap without a NATS user: `edgegap-context` proves this deployment to the
+    /// matchmakers' auth callout with its Edgegap context, for a NATS user scoped to it.
+    #[arg(long, env = "BEVYGAP_NATS_AUTH")]
+    pub nats_auth: Option<String>,
     /// NATS settings.
     #[command(flatten)]
     pub nats: NatsSettings,
@@ -85,6 +89,17 @@ impl ServerArgs {
             other => anyhow::bail!("--transport must be udp or webtransport, not {other}"),
         };
         let mut nats = self.nats;
+        let lookup = |k: &str| match k {
+            context_env::NATS_AUTH => self.nats_auth.clone(),
+            _ => env(k),
+        };
+        if nats.user.is_none()
+            && edgegap_context::on_edgegap(env)
+            && let Some((user, password)) = edgegap_context::nats_credentials(lookup, &context)?
+        {
+            nats.user = Some(user);
+            nats.password = Some(password);
+        }
         if let Some(ca) = self.seed_ca_contents {
             nats.ca = None;
             nats.ca_contents = Some(ca);

@@ -163,9 +163,12 @@ fn a_storm_of_429_is_absorbed_without_dropping_tickets() {
 }
 
 #[test]
-fn servers_reach_a_tls_nats_as_their_role_with_the_ca_given_as_the_seeds_ca_contents_argument() {
+fn servers_reach_a_tls_nats_as_their_own_deployment_with_the_ca_given_as_the_seeds_ca_contents_argument()
+ {
     // The CA is too long for an Edgegap environment variable: the version's start arguments carry
-    // it (`bevygap_edgegap set-ca-argument`), and the CA file path is not forwarded.
+    // it (`bevygap_edgegap set-ca-argument`), and the CA file path is not forwarded. No NATS
+    // password is handed to the deployment either: each server proves its deployment to the
+    // matchmaker's auth callout with its Edgegap context and gets a user scoped to it.
     let mut config = config(ReplicaOptions::default());
     config.nats_tls = true;
     config.nats_roles = true;
@@ -175,16 +178,23 @@ fn servers_reach_a_tls_nats_as_their_role_with_the_ca_given_as_the_seeds_ca_cont
     let replica = env.replica.as_ref().unwrap();
     for deployment in replica.deployments() {
         assert!(
-            deployment
-                .env
-                .iter()
-                .all(|(k, _, _)| k != "NATS_CA" && k != "NATS_INSECURE"),
+            deployment.env.iter().all(|(k, _, _)| ![
+                "NATS_CA",
+                "NATS_INSECURE",
+                "NATS_USER",
+                "NATS_PASSWORD"
+            ]
+            .contains(&k.as_str())),
             "{:?}",
             deployment.env
         );
     }
     assert!(env.observed(|o| o.leases_added.len()) >= 1);
     let log = env.nats_server.log();
+    assert!(
+        !log.contains("authentication error"),
+        "a server was refused:\n{log}"
+    );
     assert!(
         !log.contains("Violation"),
         "a role was refused something:\n{log}"

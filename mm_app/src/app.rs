@@ -25,7 +25,10 @@ use crate::fleet::local::{LocalFleet, LocalFleetConfig};
 use crate::fleet::static_list::StaticFleet;
 use crate::fleet::{FleetBackend, FleetError};
 use crate::fleet_driver::FleetDriverPlugin;
-use crate::gameserver_auth::{GameServerAuth, GameServerAuthConfig, serve_callout};
+use crate::gameserver_auth::{
+    EDGEGAP_CONTEXT_TIMEOUT, EdgegapContextCheck, GameServerAuth, GameServerAuthConfig,
+    serve_callout,
+};
 use crate::health::HealthPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
@@ -141,10 +144,15 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
 
     let gameserver_auth = match &config.gameserver_auth {
         Some(auth) => {
-            let auth = Arc::new(
-                GameServerAuth::new(auth, names.clone())
-                    .map_err(|e| ConfigError::invalid("gameserver-auth-key", e.to_string()))?,
-            );
+            let mut auth = GameServerAuth::new(auth, names.clone())
+                .map_err(|e| ConfigError::invalid("gameserver-auth-key", e.to_string()))?;
+            if let FleetChoice::Edgegap { api, .. } = &config.fleet {
+                auth = auth.with_edgegap(EdgegapContextCheck::new(
+                    &api.base_url,
+                    EDGEGAP_CONTEXT_TIMEOUT,
+                ));
+            }
+            let auth = Arc::new(auth);
             handle
                 .block_on(serve_callout(&nats, auth.clone()))
                 .map_err(|e| ConfigError::invalid("gameserver-auth-key", e.to_string()))?;

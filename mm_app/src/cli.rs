@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bevygap_shared::context_env;
 use bevygap_shared::names::AppNames;
 use bevygap_shared::nats::NatsSettings;
 use bevygap_shared::secret::Secret;
@@ -365,6 +366,11 @@ impl Cli {
         )
     }
 
+    /// Whether a callout key is given (checked by [`Self::into_config`]).
+    fn has_gameserver_auth(&self) -> bool {
+        self.gameserver_auth_key.is_some() || self.gameserver_auth_key_file.is_some()
+    }
+
     /// The game-server auth callout, when a key is given.
     fn gameserver_auth(&self) -> Result<Option<GameServerAuthConfig>, ConfigError> {
         let seed = secret_from(
@@ -446,11 +452,12 @@ impl Cli {
         }
         if self.fleet == FleetKind::Edgegap
             && self.gameserver_nats_user.is_none()
+            && gameserver_auth.is_none()
             && !self.gameserver_inherit_nats
         {
             return Err(ConfigError::invalid(
                 "gameserver-nats-user",
-                "game servers on Edgegap would get the matchmaker's own NATS credentials; give them the gameserver role (--gameserver-nats-user and BEVYGAP_GAMESERVER_NATS_PASSWORD, see assets/nats-auth.conf) or pass --gameserver-inherit-nats to accept that",
+                "game servers on Edgegap would get the matchmaker's own NATS credentials; give each its own deployment's user through the auth callout (--gameserver-auth-key-file), or the shared gameserver role (--gameserver-nats-user and BEVYGAP_GAMESERVER_NATS_PASSWORD), see assets/nats-auth.conf; or pass --gameserver-inherit-nats to accept that",
             ));
         }
         let fleet = match self.fleet {
@@ -563,6 +570,9 @@ fn secret_from(
 /// (never logged).
 fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
     let nats = &cli.nats;
+    // The shared role when given; else, with the auth callout, each server's own user (the
+    // local fleet sets it, servers on Edgegap prove their deployment); else the matchmaker's.
+    let scoped = cli.gameserver_nats_user.is_none() && cli.has_gameserver_auth();
     let (user, password) = match &cli.gameserver_nats_user {
         Some(user) => (
             Some(user.clone()),
@@ -570,6 +580,7 @@ fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
                 .as_ref()
                 .map(|p| p.expose().to_owned()),
         ),
+        None if scoped => (None, None),
         None => (
             nats.user.clone(),
             nats.password.as_ref().map(|p| p.expose().to_owned()),
@@ -603,11 +614,15 @@ fn child_env(cli: &Cli, key: &PrivateKey) -> Vec<(String, String)> {
             // The matchmaker's credentials file only when servers inherit its identity.
             nats.creds
                 .as_ref()
-                .filter(|_| cli.gameserver_nats_user.is_none())
+                .filter(|_| cli.gameserver_nats_user.is_none() && !scoped)
                 .map(|p| p.display().to_string()),
         ),
         ("NATS_INSECURE", nats.insecure.then(|| "true".to_owned())),
         ("BEVYGAP_DEV", cli.dev.then(|| "true".to_owned())),
+        (
+            context_env::NATS_AUTH,
+            scoped.then(|| context_env::NATS_AUTH_EDGEGAP_CONTEXT.to_owned()),
+        ),
     ];
     env.extend(
         optional
@@ -666,6 +681,21 @@ mod tests {
         let inherited = child_env(&cli(&[]), &key);
         assert_eq!(get(&inherited, "NATS_HOST"), Some("10.0.0.5:4222"));
         assert_eq!(get(&inherited, "NATS_USER"), Some("matchmaker"));
+        assert_eq!(get(&inherited, context_env::NATS_AUTH), None);
+    }
+
+    #[test]
+    fn with_the_auth_callout_game_servers_get_no_shared_credentials() {
+        let key = PrivateKey::from_bytes([7; 32]);
+        let scoped = cli(&["--gameserver-auth-key-file", "/etc/bevygap/callout.seed"]);
+        let env = child_env(&scoped, &key);
+        assert_eq!(get(&env, "NATS_USER"), None);
+        assert_eq!(get(&env, "NATS_PASSWORD"), None);
+        assert_eq!(get(&env, "NATS_CREDS"), None);
+        assert_eq!(
+            get(&env, context_env::NATS_AUTH),
+            Some(context_env::NATS_AUTH_EDGEGAP_CONTEXT)
+        );
     }
 
     #[test]

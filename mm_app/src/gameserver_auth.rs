@@ -17,6 +17,13 @@
 //! 3. A wrong password gets a signed refusal; a user of another app gets no answer from this
 //!    app's matchmakers (nats-server refuses it when its callout times out).
 //!
+//! On Edgegap a deployment is named only once it is created, so no password can be handed to
+//! it in advance. There the game server proves who it is with what only that deployment holds:
+//! its context API path and token (`ARBITRIUM_CONTEXT_URL`, `ARBITRIUM_CONTEXT_TOKEN`), sent as
+//! the password `edgegap-context:{n}:{token}`. The matchmaker asks Edgegap's context API itself
+//! (at its own configured base URL, `/v1/context/{deployment}/{n}`) and accepts only an answer
+//! for that same deployment; a deployment that has ended no longer answers.
+//!
 //! The callout key is an account nkey seed (`SA…`): nats-server is configured with its public
 //! key (`A…`) as the callout issuer (`assets/nats-auth.conf`).
 
@@ -26,6 +33,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bevygap_shared::context_env::EDGEGAP_CONTEXT_PASSWORD;
 use bevygap_shared::names::{AppNames, KeyToken};
 use bevygap_shared::nats::NatsConnection;
 use bevygap_shared::secret::{Secret, same_secret};
@@ -44,6 +52,9 @@ pub const CALLOUT_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
 /// The account game servers are placed in: the global account of a configuration without
 /// `accounts` (as in `assets/nats-auth.conf`).
 pub const PLACEMENT_ACCOUNT: &str = "$G";
+/// Longest wait for Edgegap's context API while nats-server holds the connection (its
+/// `authorization.timeout` in `assets/nats-auth.conf` is 5 s).
+pub const EDGEGAP_CONTEXT_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a game server's user JWT is valid by default; it reconnects and is checked again.
 pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(3600);
 
@@ -130,6 +141,84 @@ pub enum Refusal {
     /// The password is not the deployment's.
     #[error("wrong password for deployment `{0}`")]
     WrongPassword(KeyToken),
+    /// Edgegap's context API did not confirm the deployment.
+    #[error("Edgegap did not confirm deployment `{deployment}`: {reason}")]
+    NotConfirmed {
+        /// The deployment claimed.
+        deployment: KeyToken,
+        /// What the context API said.
+        reason: String,
+    },
+}
+
+/// Asks Edgegap's context API whether a game server holds a deployment's context token.
+#[derive(Debug, Clone)]
+pub struct EdgegapContextCheck {
+    /// The API's base URL (the matchmaker's `--edgegap-url`), never one a game server names.
+    pub base_url: String,
+    /// The HTTP client (with its timeout).
+    pub client: reqwest::Client,
+}
+
+impl EdgegapContextCheck {
+    /// A check against `base_url`, each answer awaited at most `timeout`.
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn confirm(&self, deployment: &KeyToken, proof: &str) -> Result<(), String> {
+        let (n, token) = proof
+            .split_once(':')
+            .ok_or("the proof is not `{n}:{token}`")?;
+        if n.is_empty() || n.len() > 32 || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("the context path part is not alphanumeric".into());
+        }
+        if token.is_empty() || token.len() > 512 || token.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err("the context token is empty, too long or not printable".into());
+        }
+        let url = format!("{}/v1/context/{deployment}/{n}", self.base_url);
+        let response = self
+            .client
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, token)
+            .send()
+            .await
+            .map_err(|e| format!("context API unreachable: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("context API answered {}", response.status()));
+        }
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("unexpected context API answer: {}", e.without_url()))?;
+        if answer.get("request_id").and_then(Value::as_str) != Some(deployment.as_str()) {
+            return Err("the context belongs to another deployment".into());
+        }
+        let status = answer
+            .get("status")
+            .or_else(|| answer.get("current_status"));
+        match status.and_then(Value::as_str) {
+            Some(status) if status.contains("TERMINAT") || status.contains("ERROR") => {
+                Err(format!("the deployment has ended ({status})"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One authorization request, read.
+#[derive(Debug)]
+struct Request {
+    user_nkey: String,
+    server_id: String,
+    user: String,
+    password: Secret,
 }
 
 /// What to do with one authorization request.
@@ -154,6 +243,7 @@ pub struct GameServerAuth {
     password_key: [u8; 32],
     names: AppNames,
     jwt_ttl: Duration,
+    edgegap: Option<EdgegapContextCheck>,
 }
 
 impl fmt::Debug for GameServerAuth {
@@ -182,7 +272,14 @@ impl GameServerAuth {
             password_key: digest.finalize().into(),
             names,
             jwt_ttl: config.jwt_ttl.max(Duration::from_secs(1)),
+            edgegap: None,
         })
+    }
+
+    /// Also accepts game servers on Edgegap that prove their deployment through its context API.
+    pub fn with_edgegap(mut self, check: EdgegapContextCheck) -> Self {
+        self.edgegap = Some(check);
+        self
     }
 
     /// The public key nats-server's `auth_callout.issuer` must name.
@@ -236,28 +333,13 @@ impl GameServerAuth {
     }
 
     /// Answers one authorization request (the JWT nats-server published) at `now_secs`.
-    pub fn answer(&self, request: &[u8], now_secs: u64) -> CalloutAnswer {
-        let text = String::from_utf8_lossy(request);
-        let claims = match nats_jwt::decode_verified(&text, 'N') {
-            Ok(claims) => claims,
+    pub async fn answer(&self, request: &[u8], now_secs: u64) -> CalloutAnswer {
+        let request = match read_request(request) {
+            Ok(request) => request,
             Err(error) => return CalloutAnswer::Unreadable(error),
         };
-        let nats = claims.get("nats").cloned().unwrap_or_default();
-        let field = |path: &[&str]| {
-            path.iter()
-                .try_fold(&nats, |value, key| value.get(key))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (user_nkey, server_id) = (field(&["user_nkey"]), field(&["server_id", "id"]));
-        if !user_nkey.starts_with('U') || !server_id.starts_with('N') {
-            return CalloutAnswer::Unreadable(JwtError::Malformed(
-                "no user nkey or server id in the request",
-            ));
-        }
-        let user = field(&["connect_opts", "user"]);
-        let Some(deployment) = user
+        let Some(deployment) = request
+            .user
             .strip_prefix(self.names.app())
             .and_then(|rest| rest.strip_prefix(':'))
         else {
@@ -265,25 +347,39 @@ impl GameServerAuth {
         };
         let outcome = match KeyToken::new("deployment id", deployment) {
             Err(error) => Err(Refusal::BadUser {
-                user: bevygap_shared::untrusted::Untrusted(&user).to_string(),
+                user: bevygap_shared::untrusted::Untrusted(&request.user).to_string(),
                 reason: error.to_string(),
             }),
-            Ok(deployment) => {
-                let expected = self.password(&deployment);
-                let presented = field(&["connect_opts", "pass"]);
-                if same_secret(expected.as_bytes(), presented.as_bytes()) {
-                    Ok(deployment)
-                } else {
-                    Err(Refusal::WrongPassword(deployment))
-                }
-            }
+            Ok(deployment) => self.check(deployment, &request.password).await,
         };
-        let mut response = Map::new();
-        response.insert("sub".into(), json!(user_nkey));
-        response.insert("aud".into(), json!(server_id));
-        let verdict = match &outcome {
+        CalloutAnswer::Reply {
+            token: self.respond(&request, &outcome, now_secs),
+            outcome,
+        }
+    }
+
+    async fn check(&self, deployment: KeyToken, password: &Secret) -> Result<KeyToken, Refusal> {
+        let presented = password.expose();
+        if let (Some(proof), Some(edgegap)) = (
+            presented.strip_prefix(EDGEGAP_CONTEXT_PASSWORD),
+            &self.edgegap,
+        ) {
+            return match edgegap.confirm(&deployment, proof).await {
+                Ok(()) => Ok(deployment),
+                Err(reason) => Err(Refusal::NotConfirmed { deployment, reason }),
+            };
+        }
+        if same_secret(self.password(&deployment).as_bytes(), presented.as_bytes()) {
+            Ok(deployment)
+        } else {
+            Err(Refusal::WrongPassword(deployment))
+        }
+    }
+
+    fn respond(&self, request: &Request, outcome: &Result<KeyToken, Refusal>, now: u64) -> String {
+        let verdict = match outcome {
             Ok(deployment) => json!({
-                "jwt": self.user_jwt(&user_nkey, &user, deployment, now_secs),
+                "jwt": self.user_jwt(&request.user_nkey, &request.user, deployment, now),
                 "type": "authorization_response",
                 "version": 2,
             }),
@@ -293,11 +389,11 @@ impl GameServerAuth {
                 "version": 2,
             }),
         };
+        let mut response = Map::new();
+        response.insert("sub".into(), json!(request.user_nkey));
+        response.insert("aud".into(), json!(request.server_id));
         response.insert("nats".into(), verdict);
-        CalloutAnswer::Reply {
-            token: nats_jwt::encode(response, &self.issuer, now_secs),
-            outcome,
-        }
+        nats_jwt::encode(response, &self.issuer, now)
     }
 
     fn user_jwt(&self, user_nkey: &str, user: &str, deployment: &KeyToken, now: u64) -> String {
@@ -323,6 +419,31 @@ impl GameServerAuth {
     }
 }
 
+/// Reads the request nats-server signed: who connects, with what, on which server.
+fn read_request(bytes: &[u8]) -> Result<Request, JwtError> {
+    let claims = nats_jwt::decode_verified(&String::from_utf8_lossy(bytes), 'N')?;
+    let nats = claims.get("nats").cloned().unwrap_or_default();
+    let field = |path: &[&str]| {
+        path.iter()
+            .try_fold(&nats, |value, key| value.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let request = Request {
+        user_nkey: field(&["user_nkey"]),
+        server_id: field(&["server_id", "id"]),
+        user: field(&["connect_opts", "user"]),
+        password: Secret::new(field(&["connect_opts", "pass"])),
+    };
+    if !request.user_nkey.starts_with('U') || !request.server_id.starts_with('N') {
+        return Err(JwtError::Malformed(
+            "no user nkey or server id in the request",
+        ));
+    }
+    Ok(request)
+}
+
 /// Serves the callout for this app until the connection closes: one queue group per app, so
 /// one matchmaker answers each request.
 pub async fn serve_callout(
@@ -342,29 +463,35 @@ pub async fn serve_callout(
             let Some(reply) = request.reply.clone() else {
                 continue;
             };
-            let token = match auth.answer(&request.payload, now_millis() / 1000) {
-                CalloutAnswer::NotOurs => continue,
-                CalloutAnswer::Unreadable(error) => {
-                    warn!("auth callout: ignored a request that is not from nats-server ({error})");
-                    continue;
-                }
-                CalloutAnswer::Reply { token, outcome } => {
-                    match outcome {
-                        Ok(deployment) => {
-                            info!(%deployment, "auth callout: game server authorized")
-                        }
-                        Err(refusal) => warn!(
-                            "auth callout: game server refused: {refusal}; check its NATS_USER/NATS_PASSWORD (see `bevygap_gameserver_auth credentials`)"
-                        ),
+            // Each request on its own task: an Edgegap check waits on HTTP.
+            let (auth, client) = (auth.clone(), client.clone());
+            tokio::spawn(async move {
+                let token = match auth.answer(&request.payload, now_millis() / 1000).await {
+                    CalloutAnswer::NotOurs => return,
+                    CalloutAnswer::Unreadable(error) => {
+                        warn!(
+                            "auth callout: ignored a request that is not from nats-server ({error})"
+                        );
+                        return;
                     }
-                    token
+                    CalloutAnswer::Reply { token, outcome } => {
+                        match outcome {
+                            Ok(deployment) => {
+                                info!(%deployment, "auth callout: game server authorized")
+                            }
+                            Err(refusal) => warn!(
+                                "auth callout: game server refused: {refusal}; check its NATS_USER/NATS_PASSWORD (see `bevygap_gameserver_auth credentials`)"
+                            ),
+                        }
+                        token
+                    }
+                };
+                if let Err(error) = client.publish(reply, token.into()).await {
+                    warn!(
+                        "auth callout: answer not sent ({error}); nats-server refuses the client when its wait ends"
+                    );
                 }
-            };
-            if let Err(error) = client.publish(reply, token.into()).await {
-                warn!(
-                    "auth callout: answer not sent ({error}); nats-server refuses the client when its wait ends"
-                );
-            }
+            });
         }
     }))
 }

@@ -7,8 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::push::OrderedConfig;
+use bevygap_edgegap_replica::{AppSpec, ReplicaConfig, VersionSpec};
+use bevygap_matchmaker::fleet::edgegap::api::{DeployRequest, DeploymentUser};
+use bevygap_matchmaker::fleet::edgegap::client::{EdgegapApiConfig, EdgegapClient};
 use bevygap_matchmaker::gameserver_auth::{
-    GameServerAuth, GameServerAuthConfig, new_key, serve_callout,
+    EDGEGAP_CONTEXT_TIMEOUT, EdgegapContextCheck, GameServerAuth, GameServerAuthConfig, new_key,
+    serve_callout,
 };
 use bevygap_shared::NatsError;
 use bevygap_shared::names::{AppNames, KeyToken};
@@ -31,6 +35,10 @@ struct Stack {
 }
 
 async fn start() -> Stack {
+    start_with(None).await
+}
+
+async fn start_with(edgegap: Option<EdgegapContextCheck>) -> Stack {
     let (seed, issuer) = new_key();
     let matchmaker_password = format!("{:032x}", rand::random::<u128>());
     let server = NatsServer::start_with(NatsServerOptions {
@@ -61,16 +69,18 @@ async fn start() -> Stack {
     ] {
         ensure_bucket(matchmaker.jetstream(), &spec).await.unwrap();
     }
-    let auth = Arc::new(
-        GameServerAuth::new(
-            &GameServerAuthConfig {
-                seed,
-                jwt_ttl: Duration::from_secs(600),
-            },
-            names.clone(),
-        )
-        .unwrap(),
-    );
+    let mut auth = GameServerAuth::new(
+        &GameServerAuthConfig {
+            seed,
+            jwt_ttl: Duration::from_secs(600),
+        },
+        names.clone(),
+    )
+    .unwrap();
+    if let Some(check) = edgegap {
+        auth = auth.with_edgegap(check);
+    }
+    let auth = Arc::new(auth);
     serve_callout(&matchmaker, auth.clone()).await.unwrap();
     Stack {
         server,
@@ -92,7 +102,9 @@ impl Stack {
         settings.user = Some(user.to_owned());
         settings.password = Some(password.clone());
         settings.inbox_prefix = Some(self.names.gameserver_inbox_prefix(deployment));
-        settings.connect_timeout_ms = 3000;
+        // Longer than nats-server's wait for the callout (5 s), so a user nobody answers for is
+        // refused rather than timed out.
+        settings.connect_timeout_ms = 8000;
         connect(&settings, "game-server").await
     }
 
@@ -102,6 +114,11 @@ impl Stack {
             .await
             .unwrap()
     }
+}
+
+/// Whether nats-server refused the login as unauthorized.
+fn refused_now(result: &Result<NatsConnection, NatsError>) -> bool {
+    matches!(result, Err(NatsError::AuthenticationFailed { .. }))
 }
 
 fn deployment(id: &str) -> KeyToken {
@@ -245,9 +262,7 @@ async fn only_the_deployments_own_password_gets_a_user() {
     let theirs = stack.auth.credentials(&dep2);
     let ours = stack.auth.credentials(&dep1);
 
-    let refused = |result: Result<NatsConnection, NatsError>| {
-        matches!(result, Err(NatsError::AuthenticationFailed { .. }))
-    };
+    let refused = |result: Result<NatsConnection, NatsError>| refused_now(&result);
     assert!(
         refused(stack.login(&ours.user, &theirs.password, &dep1).await),
         "another deployment's password"
@@ -264,14 +279,39 @@ async fn only_the_deployments_own_password_gets_a_user() {
         ),
         "an invalid deployment id"
     );
-    assert!(
-        refused(
-            stack
-                .login("someone-elses-game:dep-1", &ours.password, &dep1)
-                .await
-        ),
-        "another app's user (no matchmaker of this app answers)"
-    );
+    // Nobody answers for another app's user: nats-server drops the connection when its wait
+    // for the callout ends, and nothing is ever served to it.
+    match stack
+        .login("someone-elses-game:dep-1", &ours.password, &dep1)
+        .await
+    {
+        Err(error) => assert!(refused_now(&Err(error))),
+        Ok(connection) => {
+            let mut js = connection.jetstream().clone();
+            js.set_timeout(Duration::from_secs(8));
+            assert!(
+                js.query_account().await.is_err(),
+                "served another app's user"
+            );
+            bevygap_test_support::wait_until_async(
+                "another app's user dropped",
+                Duration::from_secs(10),
+                || {
+                    let connected = connection.state().is_connected();
+                    async move { (!connected).then_some(()) }
+                },
+            )
+            .await;
+            assert!(
+                stack
+                    .server
+                    .log()
+                    .contains("authentication error - User \"someone-elses-game:dep-1\""),
+                "{}",
+                stack.server.log()
+            );
+        }
+    }
     // And the right one still gets in.
     assert!(stack.login(&ours.user, &ours.password, &dep1).await.is_ok());
 }
@@ -342,4 +382,94 @@ fn the_operator_tool_makes_a_key_and_the_credentials_the_callout_accepts() {
         std::fs::read_to_string(&password_file).unwrap().trim(),
         expected.password.expose()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_edgegap_proves_its_deployment_with_its_own_context_only() {
+    // Edgegap names a deployment only once it is created, so no password can be handed to it;
+    // its context API path and token are what only that deployment holds.
+    let replica = bevygap_edgegap_replica::start(ReplicaConfig {
+        api_key: "callout-test-key".into(),
+        apps: vec![AppSpec::new(APP, vec![VersionSpec::new("1")])],
+        ready_after: Some(Duration::ZERO),
+        ..ReplicaConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut api = EdgegapApiConfig::new(Secret::new("callout-test-key"));
+    api.base_url = replica.url();
+    let client = EdgegapClient::new(&api).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let accepted = client
+            .deploy(&DeployRequest {
+                application: APP.into(),
+                version: "1".into(),
+                users: vec![DeploymentUser::ip("203.0.113.7")],
+                environment_variables: Vec::new(),
+                tags: Vec::new(),
+                webhook_on_ready: None,
+                webhook_on_error: None,
+                webhook_on_terminated: None,
+            })
+            .await
+            .unwrap();
+        ids.push(accepted.request_id);
+    }
+    let views = replica.deployments();
+    let proof = |id: &str| {
+        let view = views.iter().find(|v| v.request_id == id).unwrap();
+        let n = view.context_path.rsplit('/').next().unwrap();
+        (n.to_owned(), view.context_token.clone())
+    };
+    let stack = start_with(Some(EdgegapContextCheck::new(
+        &replica.url(),
+        EDGEGAP_CONTEXT_TIMEOUT,
+    )))
+    .await;
+    let login = |id: &str, n: &str, token: &str| {
+        let deployment = deployment(id);
+        let password = Secret::new(format!("edgegap-context:{n}:{token}"));
+        let user = format!("{APP}:{id}");
+        let stack = &stack;
+        async move { stack.login(&user, &password, &deployment).await }
+    };
+    let (a, b) = (ids[0].as_str(), ids[1].as_str());
+    let ((n_a, token_a), (n_b, token_b)) = (proof(a), proof(b));
+
+    let server_a = login(a, &n_a, &token_a).await.unwrap();
+    let mut js = server_a.jetstream().clone();
+    js.set_timeout(Duration::from_secs(1));
+    let leases = open_bucket(&js, &stack.names.leases_bucket())
+        .await
+        .unwrap();
+    leases.put(a, "{}".into()).await.unwrap();
+    assert!(
+        leases.put(b, "{}".into()).await.is_err(),
+        "the other's lease"
+    );
+
+    let refused = |result: Result<NatsConnection, NatsError>| refused_now(&result);
+    assert!(refused(login(a, &n_b, &token_b).await), "B's context as A");
+    assert!(
+        refused(login(a, &n_a, &token_b).await),
+        "A's path with B's token"
+    );
+    assert!(refused(login(a, &n_a, "guess").await), "a guessed token");
+    assert!(
+        refused(login(a, "../x", &token_a).await),
+        "a path that escapes"
+    );
+
+    // A deployment that has ended proves nothing any more.
+    client.stop_deployment(b).await.unwrap();
+    bevygap_test_support::wait_until_async(
+        "B refused once stopped",
+        Duration::from_secs(10),
+        || {
+            let login = login(b, &n_b, &token_b);
+            async move { refused(login.await).then_some(()) }
+        },
+    )
+    .await;
 }

@@ -8,11 +8,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use bevygap_shared::context_env;
 pub use bevygap_shared::edgegap::{
     DeploymentEndpoint, DeploymentLocation as EdgegapLocation, PortMapping,
 };
 use bevygap_shared::names::KeyToken;
 use bevygap_shared::schema::Location;
+use bevygap_shared::secret::Secret;
 use serde::Deserialize;
 
 use crate::context::{ContextError, DeploymentContext, required};
@@ -169,6 +171,37 @@ pub async fn fetch(url: &str, token: &str) -> Result<EdgegapContext, ContextErro
         .json::<EdgegapContext>()
         .await
         .map_err(|e| invalid(CONTEXT_URL, format!("unexpected answer: {e}")))
+}
+
+/// The NATS user and password a game server on Edgegap proves its deployment with, when the
+/// matchmaker asked for it ([`context_env::NATS_AUTH`] is
+/// [`context_env::NATS_AUTH_EDGEGAP_CONTEXT`]): user `{app}:{request id}`, password
+/// `edgegap-context:{n}:{token}` from `ARBITRIUM_CONTEXT_URL` (its last path segment) and
+/// `ARBITRIUM_CONTEXT_TOKEN`. The matchmakers' auth callout asks Edgegap whether that context is
+/// the deployment's, and signs a NATS user scoped to it.
+pub fn nats_credentials(
+    lookup: impl Fn(&str) -> Option<String>,
+    context: &DeploymentContext,
+) -> Result<Option<(String, Secret)>, ContextError> {
+    if lookup(context_env::NATS_AUTH).as_deref() != Some(context_env::NATS_AUTH_EDGEGAP_CONTEXT) {
+        return Ok(None);
+    }
+    let url = required(&lookup, CONTEXT_URL)?;
+    let token = required(&lookup, CONTEXT_TOKEN)?;
+    let n = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| invalid(CONTEXT_URL, "its last path segment is not alphanumeric"))?
+        .to_owned();
+    Ok(Some((
+        format!("{}:{}", context.app_name, context.deployment_id),
+        Secret::new(format!(
+            "{}{n}:{token}",
+            context_env::EDGEGAP_CONTEXT_PASSWORD
+        )),
+    )))
 }
 
 /// The context on Edgegap: the context API when reachable (FQDN, location), else the variables.

@@ -18,3 +18,12 @@ pub const CAPACITY: &str = "BEVYGAP_CAPACITY";
 /// The pid of the matchmaker that started the server (local fleet): a server whose parent is no
 /// longer this process stops itself, so no local server outlives its matchmaker unowned.
 pub const PARENT_PID: &str = "BEVYGAP_PARENT_PID";
+/// How a game server on Edgegap authenticates to NATS when it has no user of its own: the value
+/// [`NATS_AUTH_EDGEGAP_CONTEXT`] makes it prove its deployment to the matchmakers' auth callout
+/// with its Edgegap context (user `{app}:{request id}`, password
+/// `{EDGEGAP_CONTEXT_PASSWORD}{n}:{context token}`).
+pub const NATS_AUTH: &str = "BEVYGAP_NATS_AUTH";
+/// The [`NATS_AUTH`] value for the Edgegap context proof.
+pub const NATS_AUTH_EDGEGAP_CONTEXT: &str = "edgegap-context";
+/// The prefix of a NATS password that is an Edgegap context proof.
+pub const EDGEGAP_CONTEXT_PASSWORD: &str = "edgegap-context:";
