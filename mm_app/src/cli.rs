@@ -20,6 +20,7 @@ use crate::fleet::local::LocalFleetConfig;
 use crate::gameserver_auth::{GameServerAuth, GameServerAuthConfig};
 use crate::inspect::InspectConfig;
 use crate::intake::limits::Limits;
+use crate::intake::listener::ListenerTimeouts;
 use crate::intake::{IntakeConfig, ListenerTls};
 use crate::player_check::{PlayerCheckConfig, PlayerKey, PlayerKeyAlgorithm};
 use crate::tokens::TokenConfig;
@@ -530,6 +531,7 @@ impl Cli {
                     .clone()
                     .zip(self.tls_key.clone())
                     .map(|(cert, key)| ListenerTls { cert, key }),
+                timeouts: ListenerTimeouts::default(),
             },
             inspect,
             nats: self.nats.clone(),

@@ -1,13 +1,15 @@
 //! Intake: the websocket endpoints clients use, both feeding the same tickets.
 //!
-//! One listener serves two paths:
+//! One listener ([`listener`]) serves two paths:
 //! - `/ws`: the `bevy_simplenet` channel ([`simplenet`]), for `bevygap_client_plugin`;
 //! - `/matchmaker/ws`: the seed-compatible JSON ([`seed_ws`]), for existing clients and browsers.
 //!
 //! and beside them `/healthz` and `/readyz` ([`health`](crate::health)) and, unless turned off,
-//! the status page.
+//! the status page. Both endpoints run each connection as its own task that sends tickets to the
+//! app and receives their updates; nothing is polled from the schedule.
 
 pub mod limits;
+pub mod listener;
 pub mod seed_ws;
 pub mod simplenet;
 
@@ -15,20 +17,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bevy::prelude::*;
-use bevy_simplenet::{AcceptorConfig, Authenticator, RateLimitConfig, ServerConfig, ServerFactory};
-use bevygap_shared::protocol::channel::{CHANNEL_PROTOCOL_VERSION, MatchmakerChannel};
-use tokio::sync::mpsc;
 
 use crate::bridge::{Inbox, add_inbox};
-use crate::core_plugin::{CoreSystems, Placement};
+use crate::core_plugin::Placement;
 use crate::error::ConfigError;
 use crate::health::{self, HealthReport};
 use crate::messages::{TicketCancelled, TicketRequested};
 use crate::runtime::AsyncRuntime;
 use crate::status_page::{self, PublishedStatus, StatusPagePlugin};
 use limits::{ConnectionLimiter, Limits};
+use listener::ListenerTimeouts;
 use seed_ws::{SeedEndpoint, seed_ws_handler};
-use simplenet::{SimplenetClients, SimplenetServer, SimplenetUpdates};
+use simplenet::{SimplenetEndpoint, simplenet_ws_handler};
 
 /// Where and how clients are served.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct IntakeConfig {
     pub status_page: bool,
     /// Serve TLS (`wss://`, `https://`) with this certificate chain and key, PEM files.
     pub tls: Option<ListenerTls>,
+    /// How long each phase of a connection may take.
+    pub timeouts: ListenerTimeouts,
 }
 
 /// The client listener's certificate chain and private key (PEM files).
@@ -62,27 +64,23 @@ impl Default for IntakeConfig {
             trusted_proxies: Vec::new(),
             status_page: true,
             tls: None,
+            timeouts: ListenerTimeouts::default(),
         }
     }
 }
 
-/// The seed JSON sockets open now (a graceful stop waits for them to close, so every answer
-/// written is also delivered).
+/// The websockets open now, per endpoint.
 #[derive(Resource, Debug, Clone)]
-pub struct OpenSeedSockets(pub ConnectionLimiter);
+pub struct OpenSockets {
+    /// `/matchmaker/ws`.
+    pub seed: ConnectionLimiter,
+    /// `/ws`.
+    pub simplenet: ConnectionLimiter,
+}
 
 /// The bound address of the client endpoints.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct IntakeAddress(pub SocketAddr);
-
-/// The intake plugin's system sets.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IntakeSystems {
-    /// Simplenet events become tickets (in [`CoreSystems::Receive`]).
-    Receive,
-    /// Ticket updates go out to simplenet clients (in [`CoreSystems::Effects`]).
-    Respond,
-}
 
 /// Serves clients over websockets (installed by [`Intake::install`]). Needs [`AsyncRuntime`] and the core plugin.
 pub struct Intake {
@@ -98,23 +96,45 @@ impl Intake {
         let runtime = app.world().resource::<AsyncRuntime>().0.clone();
         let ticket_timeout = app.world().resource::<Placement>().0.ticket_timeout;
         let limits = self.config.limits.clone();
-        let limiter = ConnectionLimiter::new(limits.max_connections, limits.max_connections_per_ip);
-        app.insert_resource(OpenSeedSockets(limiter.clone()));
-        let endpoint = SeedEndpoint {
-            requests: app.world().resource::<Inbox<TicketRequested>>().sender(),
-            cancels: app.world().resource::<Inbox<TicketCancelled>>().sender(),
-            limiter,
+        let limiter =
+            || ConnectionLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+        let sockets = OpenSockets {
+            seed: limiter(),
+            simplenet: limiter(),
+        };
+        app.insert_resource(sockets.clone());
+        let requests = app.world().resource::<Inbox<TicketRequested>>().sender();
+        let cancels = app.world().resource::<Inbox<TicketCancelled>>().sender();
+        let trusted_proxies = Arc::new(self.config.trusted_proxies.clone());
+        let players = app
+            .world()
+            .get_resource::<crate::player_check::PlayerCheck>()
+            .cloned();
+        let seed = SeedEndpoint {
+            requests: requests.clone(),
+            cancels: cancels.clone(),
+            limiter: sockets.seed,
             limits: limits.clone(),
-            trusted_proxies: Arc::new(self.config.trusted_proxies.clone()),
+            trusted_proxies: trusted_proxies.clone(),
             ticket_timeout,
-            players: app
-                .world()
-                .get_resource::<crate::player_check::PlayerCheck>()
-                .cloned(),
+            players: players.clone(),
+        };
+        let simplenet = SimplenetEndpoint {
+            requests,
+            cancels,
+            limiter: sockets.simplenet,
+            limits: limits.clone(),
+            trusted_proxies,
+            players,
         };
         let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))
-            .with_state(endpoint);
+            .with_state(seed)
+            .merge(
+                axum::Router::new()
+                    .route("/ws", axum::routing::get(simplenet_ws_handler))
+                    .with_state(simplenet),
+            );
         if let Some(report) = app.world().get_resource::<HealthReport>() {
             router = router.merge(health::router(report));
         }
@@ -125,83 +145,58 @@ impl Intake {
             ));
         }
 
-        // Simplenet panics if it cannot bind: find out first, with a clear error.
-        let probe =
-            std::net::TcpListener::bind(self.config.listen).map_err(|e| ConfigError::Bind {
-                addr: self.config.listen,
-                reason: e.to_string(),
-            })?;
-        let addr = probe.local_addr().map_err(|e| ConfigError::Bind {
+        let bind_error = |e: std::io::Error| ConfigError::Bind {
             addr: self.config.listen,
             reason: e.to_string(),
-        })?;
-        drop(probe);
-
-        let server_config = ServerConfig {
-            max_connections: u32::try_from(limits.max_connections).unwrap_or(u32::MAX),
-            max_msg_size: u32::try_from(limits.max_message_bytes).unwrap_or(u32::MAX),
-            rate_limit_config: RateLimitConfig {
-                period: std::time::Duration::from_secs(1),
-                max_count: limits.messages_per_second.max(1),
-            },
-            ..ServerConfig::default()
         };
-        let acceptor = match &self.config.tls {
-            None => AcceptorConfig::Default,
-            Some(tls) => {
-                bevygap_shared::nats::install_crypto_provider();
-                let config = runtime
-                    .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
-                        &tls.cert, &tls.key,
-                    ))
-                    .map_err(|e| {
-                        ConfigError::invalid(
-                            "tls-cert",
-                            format!(
-                                "{} and {} are not a usable certificate and key: {e}",
-                                tls.cert.display(),
-                                tls.key.display()
-                            ),
-                        )
-                    })?;
-                AcceptorConfig::Rustls(config)
-            }
+        let listener = std::net::TcpListener::bind(self.config.listen).map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let tls = match &self.config.tls {
+            None => None,
+            Some(tls) => Some(load_tls(&runtime, tls)?),
         };
-        let scheme = if self.config.tls.is_some() {
-            "wss"
-        } else {
-            "ws"
-        };
-        let server = {
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let listener = {
             let _guard = runtime.enter();
-            ServerFactory::<MatchmakerChannel>::new(CHANNEL_PROTOCOL_VERSION)
-                .new_server_with_router(
-                    enfync::builtin::native::TokioHandle::from(runtime.clone()),
-                    addr,
-                    acceptor,
-                    Authenticator::None,
-                    server_config,
-                    router,
-                )
+            tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        runtime.spawn(listener::serve(
+            listener,
+            tls,
+            router,
+            limits,
+            self.config.timeouts,
+        ));
         info!(
             "matchmaker: clients connect to {scheme}://{addr}/ws (simplenet) or {scheme}://{addr}/matchmaker/ws (JSON)"
         );
-        app.insert_resource(SimplenetServer(server))
-            .insert_resource(IntakeAddress(addr))
-            .insert_resource(SimplenetUpdates { tx, rx })
-            .init_resource::<SimplenetClients>()
-            .configure_sets(Update, IntakeSystems::Receive.in_set(CoreSystems::Receive))
-            .configure_sets(Update, IntakeSystems::Respond.in_set(CoreSystems::Effects))
-            .add_systems(
-                Update,
-                simplenet::receive_simplenet.in_set(IntakeSystems::Receive),
-            )
-            .add_systems(
-                Update,
-                simplenet::send_simplenet_updates.in_set(IntakeSystems::Respond),
-            );
+        app.insert_resource(IntakeAddress(addr));
         Ok(())
     }
+}
+
+/// Reads the listener's certificate chain and key; HTTP/1.1 is the only protocol offered.
+fn load_tls(
+    runtime: &tokio::runtime::Handle,
+    tls: &ListenerTls,
+) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+    bevygap_shared::nats::install_crypto_provider();
+    let config = runtime
+        .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
+            &tls.cert, &tls.key,
+        ))
+        .map_err(|e| {
+            ConfigError::invalid(
+                "tls-cert",
+                format!(
+                    "{} and {} are not a usable certificate and key: {e}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ),
+            )
+        })?;
+    let mut server = (*config.get_inner()).clone();
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(server))
 }

@@ -62,6 +62,9 @@ pub async fn seed_ws_handler(
         }
     };
     upgrade
+        // Requests and answers are a few hundred bytes: small buffers keep a socket cheap.
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(HARD_FRAME_CAP)
         .max_frame_size(HARD_FRAME_CAP)
         .on_upgrade(move |socket| serve(socket, endpoint, ip, slot))
