@@ -66,3 +66,46 @@ fn allocation_and_removal_records_decode_or_are_refused() {
         allocation || removal
     });
 }
+
+#[test]
+fn what_ws_clients_send_decodes_or_is_refused() {
+    use bevy_simplenet::AuthRequest;
+    use bevygap_matchmaker::intake::simplenet::{ClientAuth, ToServer, decode};
+    use bevygap_shared::protocol::GameRef;
+    use bevygap_shared::protocol::channel::{ClientHello, ClientMsg, MatchRequest, RegionPing};
+    use bincode::Options;
+
+    let codec = bincode::DefaultOptions::new();
+    let seeds = [
+        codec
+            .serialize(&ToServer::Authenticate(ClientAuth {
+                auth: AuthRequest::None { client_id: 7 },
+                msg: ClientHello {
+                    game: GameRef::new("bevygap-spaceships", "1"),
+                    client_build: "linux x86_64 abc123".into(),
+                },
+            }))
+            .expect("auth"),
+        codec
+            .serialize(&ToServer::Request(
+                MatchRequest {
+                    region_pings: vec![RegionPing {
+                        region: "eu".into(),
+                        rtt_ms: 20,
+                    }],
+                    player_token: Some("eyJhbGciOiJIUzI1NiJ9.e30.sig".into()),
+                    ..MatchRequest::default()
+                },
+                u64::MAX,
+            ))
+            .expect("request"),
+        codec
+            .serialize(&ToServer::Msg(ClientMsg::Cancel))
+            .expect("cancel"),
+    ];
+    let seeds: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+    let report = fuzz("/ws client messages", &seeds, |bytes| {
+        decode(bytes).is_some()
+    });
+    assert!(report.accepted > 0, "the fuzzer reached past the decoder");
+}

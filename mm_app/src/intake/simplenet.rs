@@ -90,8 +90,10 @@ pub enum ToClient {
     Reject(u64),
 }
 
+/// `bevy_simplenet`'s encoding, with a ceiling on what one decode may allocate (the limit
+/// does not change the bytes).
 fn codec() -> impl Options {
-    bincode::DefaultOptions::new()
+    bincode::DefaultOptions::new().with_limit(64 * 1024)
 }
 
 /// Encodes a message for the client.
