@@ -8,6 +8,7 @@
 //! are accepted.
 
 pub mod env;
+pub mod noise_floor;
 pub mod report;
 pub mod run;
 pub mod seed_client;

@@ -2,11 +2,13 @@
 //!
 //! `bevygap_bench --profile short` (default) or `--profile long`. Run through `bash ci/bench.sh`.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevygap_loadgen::env::{GAME, VERSION, WarmFleet};
+use bevygap_loadgen::noise_floor::NoiseFloor;
 use bevygap_loadgen::report::Percentiles;
 use bevygap_loadgen::{LoadConfig, Protocol, run_load};
 use bevygap_matchmaker::messages::{LedgerSync, MirrorOf, TicketRequested};
@@ -36,6 +38,8 @@ struct Args {
 }
 
 struct Profile {
+    /// Runs of the noise floor's fixed job.
+    floor_samples: usize,
     warm_secs: f64,
     warm_rate: f64,
     tokens: usize,
@@ -50,6 +54,40 @@ struct Profile {
 
 fn section(name: &str) {
     println!("\n== {name} ==");
+}
+
+/// The machine's noise floor, measured first.
+static FLOOR: OnceLock<NoiseFloor> = OnceLock::new();
+
+/// `p99_ms` against the floor's p99, for printing.
+fn vs_floor(p99_ms: f64) -> String {
+    match FLOOR.get() {
+        Some(floor) => format!("{:.1}× the floor's p99", floor.multiple(p99_ms)),
+        None => "floor not measured".into(),
+    }
+}
+
+/// Records `p99_ms` and its multiple of the floor's p99 under `key`.
+fn record_p99(out: &mut serde_json::Map<String, serde_json::Value>, key: &str, p99_ms: f64) {
+    let multiple = FLOOR.get().map(|f| f.multiple(p99_ms));
+    out.insert(
+        format!("{key}_p99_vs_floor"),
+        serde_json::json!({ "p99_ms": p99_ms, "floor_multiple": multiple }),
+    );
+}
+
+fn noise_floor(profile: &Profile, out: &mut serde_json::Map<String, serde_json::Value>) {
+    section("noise floor: a fixed ~1 ms CPU job, timed");
+    let floor = NoiseFloor::measure(profile.floor_samples);
+    println!(
+        "{} runs: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; CPU steal {:.2} %",
+        floor.samples, floor.p50_ms, floor.p99_ms, floor.max_ms, floor.steal_percent
+    );
+    out.insert(
+        "floor".into(),
+        serde_json::to_value(floor).unwrap_or_default(),
+    );
+    let _ = FLOOR.set(floor);
 }
 
 fn verdict(value: f64, target: f64, lower_is_better: bool) -> String {
@@ -102,8 +140,20 @@ fn token_minting(profile: &Profile, out: &mut serde_json::Map<String, serde_json
     out.insert("token_mint_us".into(), each.into());
 }
 
-fn frame_time(profile: &Profile, out: &mut serde_json::Map<String, serde_json::Value>) {
-    section(&format!("frame time with {} live tickets", profile.tickets));
+fn frame_time(
+    profile: &Profile,
+    single_threaded: bool,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let executor = if single_threaded {
+        "single-threaded"
+    } else {
+        "multi-threaded"
+    };
+    section(&format!(
+        "frame time with {} live tickets ({executor} executor)",
+        profile.tickets
+    ));
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(MatchmakerCorePlugin {
@@ -124,6 +174,9 @@ fn frame_time(profile: &Profile, out: &mut serde_json::Map<String, serde_json::V
     app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
     app.finish();
     app.cleanup();
+    if single_threaded {
+        bevygap_matchmaker::bridge::run_schedules_single_threaded(&mut app);
+    }
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     // The KV mirrors are listed (as after start-up), so placement runs every frame.
     for mirror in [MirrorOf::Leases, MirrorOf::Seats] {
@@ -156,14 +209,17 @@ fn frame_time(profile: &Profile, out: &mut serde_json::Map<String, serde_json::V
     }
     let p = Percentiles::of(&mut frames);
     println!(
-        "frame p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms — target ≤ 2 ms: {}",
+        "frame p50 {:.3} ms, p99 {:.3} ms ({}), max {:.3} ms — target ≤ 2 ms: {}",
         p.p50,
         p.p99,
+        vs_floor(p.p99),
         p.max,
         verdict(p.p99, 2.0, true)
     );
-    out.insert("frame_ms_p50".into(), p.p50.into());
-    out.insert("frame_ms_p99".into(), p.p99.into());
+    let key = format!("frame_{}", executor.replace('-', "_"));
+    out.insert(format!("{key}_ms_p50"), p.p50.into());
+    out.insert(format!("{key}_ms_p99"), p.p99.into());
+    record_p99(out, &key, p.p99);
 }
 
 async fn warm_fleet(
@@ -176,6 +232,7 @@ async fn warm_fleet(
     let requests = (profile.warm_rate * profile.warm_secs) as usize;
     let (base, paced) = paced_seed_load(&fleet, profile, "target").await?;
     out.insert("warm_seed_paced".into(), serde_json::to_value(&paced)?);
+    record_p99(out, "warm_seed_paced", paced.latency_ms.p99);
 
     let closed = run_load(LoadConfig {
         rate: None,
@@ -186,7 +243,9 @@ async fn warm_fleet(
     })
     .await?;
     print!("seed JSON closed loop (max sustained):\n{}", closed.table());
+    println!("p99 {}", vs_floor(closed.latency_ms.p99));
     out.insert("warm_seed_closed".into(), serde_json::to_value(&closed)?);
+    record_p99(out, "warm_seed_closed", closed.latency_ms.p99);
 
     // Every request at once, each on its own websocket: no answer may be lost.
     let burst = run_load(LoadConfig {
@@ -215,6 +274,8 @@ async fn warm_fleet(
     })
     .await?;
     print!("simplenet closed loop:\n{}", simplenet.table());
+    println!("p99 {}", vs_floor(simplenet.latency_ms.p99));
+    record_p99(out, "warm_simplenet_closed", simplenet.latency_ms.p99);
     out.insert(
         "warm_simplenet_closed".into(),
         serde_json::to_value(&simplenet)?,
@@ -250,16 +311,57 @@ async fn warm_fleet(
     }
     let p = Percentiles::of(&mut samples);
     println!(
-        "seat freed → free in the ECS: p50 {:.2} ms, p99 {:.2} ms ({} samples; includes the inspection poll) — target ≤ 50 ms: {}",
+        "seat freed → free in the ECS: p50 {:.2} ms, p99 {:.2} ms ({}; {} samples; includes the inspection poll) — target ≤ 50 ms: {}",
         p.p50,
         p.p99,
+        vs_floor(p.p99),
         samples.len(),
         verdict(p.p99, 50.0, true)
     );
+    record_p99(out, "seat_freed", p.p99);
     out.insert("seat_freed_ms_p50".into(), p.p50.into());
     out.insert("seat_freed_ms_p99".into(), p.p99.into());
 
     Ok(())
+}
+
+/// The paced load again, with a CPU hog on one core beside it: how the tail degrades, and
+/// that no request fails.
+async fn noisy_neighbour(
+    profile: &Profile,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    section("warm fleet, paced, with a CPU hog on one core");
+    let fleet = WarmFleet::start(4, 1_000_000).await?;
+    // A busy shell loop, on core 1 when `taskset` is there (util-linux), else wherever it runs.
+    let mut hog = if which("taskset") {
+        std::process::Command::new("taskset")
+            .args(["-c", "1", "sh", "-c", "while :; do :; done"])
+            .spawn()?
+    } else {
+        println!("(taskset not found: the hog is not pinned)");
+        std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()?
+    };
+    let result = paced_seed_load(&fleet, profile, "beside a CPU hog").await;
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let (_, paced) = result?;
+    let failed: usize = paced.errors.values().sum();
+    println!(
+        "{} of {} requests answered with a session, {failed} failed",
+        paced.ready, paced.requests
+    );
+    out.insert("noisy_paced".into(), serde_json::to_value(&paced)?);
+    record_p99(out, "noisy_paced", paced.latency_ms.p99);
+    Ok(())
+}
+
+/// Whether `program` is on `PATH`.
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// The warm fleet's paced seed JSON load (printed with its verdict), and its configuration for
@@ -289,8 +391,9 @@ async fn paced_seed_load(
         paced.table()
     );
     println!(
-        "p99 {:.2} ms — target ≤ 10 ms at 2,000 req/s: {}",
+        "p99 {:.2} ms ({}) — target ≤ 10 ms at 2,000 req/s: {}",
         paced.latency_ms.p99,
+        vs_floor(paced.latency_ms.p99),
         verdict(paced.latency_ms.p99, 10.0, true)
     );
     Ok((base, paced))
@@ -528,6 +631,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let profile = match args.profile.as_str() {
         "short" => Profile {
+            floor_samples: 2000,
             warm_secs: 5.0,
             warm_rate: 2000.0,
             tokens: 20_000,
@@ -539,6 +643,7 @@ fn main() -> anyhow::Result<()> {
             cold_samples: 2,
         },
         "long" => Profile {
+            floor_samples: 5000,
             warm_secs: 30.0,
             warm_rate: 2000.0,
             tokens: 200_000,
@@ -562,11 +667,14 @@ fn main() -> anyhow::Result<()> {
             "release"
         }
     );
+    // First, so every latency row can be read against it (always measured).
+    noise_floor(&profile, &mut out);
     if wants("tokens") {
         token_minting(&profile, &mut out);
     }
     if wants("frame") {
-        frame_time(&profile, &mut out);
+        frame_time(&profile, true, &mut out);
+        frame_time(&profile, false, &mut out);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -574,6 +682,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if wants("warm") {
         runtime.block_on(warm_fleet(&profile, &mut out))?;
+    }
+    if wants("noisy") {
+        runtime.block_on(noisy_neighbour(&profile, &mut out))?;
     }
     if wants("several") {
         for matchmakers in [2, 3] {
