@@ -128,10 +128,20 @@ impl ShutdownFlag {
     }
 }
 
+/// Runs every schedule of `app` on the calling thread, one system after another: no hand-off to
+/// the compute pool's threads, which on a small machine compete with tokio's workers and NATS
+/// for the same cores (see the README's Performance section for the measurement).
+pub fn run_schedules_single_threaded(app: &mut App) {
+    let mut schedules = app.world_mut().resource_mut::<Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(bevy::ecs::schedule::SingleThreadedExecutor::new());
+    }
+}
+
 /// A runner that updates the app whenever an inbox receives something, and at least every
-/// `idle_interval` (timers and endpoints that cannot wake the app, such as the simplenet server,
-/// are polled that often). Exits on `AppExit`, or after a [`ShutdownFlag`] request once drained
-/// (see [`crate::shutdown`]) or `grace` has passed.
+/// `idle_interval` (timers that cannot wake the app are checked that often), running its
+/// schedules on this thread ([`run_schedules_single_threaded`]). Exits on `AppExit`, or after a
+/// [`ShutdownFlag`] request once drained (see [`crate::shutdown`]) or `grace` has passed.
 pub fn event_driven_runner(
     idle_interval: Duration,
     grace: Duration,
@@ -152,6 +162,7 @@ pub fn event_driven_runner(
             app.finish();
             app.cleanup();
         }
+        run_schedules_single_threaded(&mut app);
         loop {
             app.update();
             if let Some(exit) = app.should_exit() {
