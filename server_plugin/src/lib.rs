@@ -13,6 +13,7 @@
 //!   NATS link and lifetime live in private modules).
 
 pub mod admission;
+pub mod args;
 pub mod cert;
 pub mod clients;
 pub mod context;
