@@ -338,6 +338,14 @@ impl DemoEnv {
             .unwrap_or_default()
     }
 
+    /// The matchmaker's status page.
+    pub fn status_url(&self) -> String {
+        self.matchmaker
+            .as_ref()
+            .map(|m| format!("http://{}/status", m.client_addr))
+            .unwrap_or_default()
+    }
+
     /// Runs a future on the demo's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)

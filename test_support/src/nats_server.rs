@@ -93,6 +93,11 @@ impl NatsServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The process id of the running server, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -1,9 +1,10 @@
-//! The local demo: `cargo run -p bevygap_example_game --bin demo` (or `bash ci/demo.sh`).
+//! The local demo: `cargo run -p bevygap_example_game --bin demo` (or `bash ci/demo.sh`), and
+//! the local stack that stays up: `demo --serve` (or `bash ci/serve.sh`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bevygap_example_game::demo::{DemoConfig, DemoFleet, ReplicaOptions, run_demo};
+use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, ReplicaOptions, run_demo};
 use clap::Parser;
 
 /// Runs NATS, the matchmaker with the local fleet, and bot players, then prints a summary.
@@ -29,6 +30,54 @@ struct Args {
     /// (the whole Edgegap flow on this machine) instead of the local fleet.
     #[arg(long)]
     edgegap_replica: bool,
+    /// Keep NATS, the matchmaker and its game servers running until Ctrl-C (or SIGTERM), printing
+    /// where to connect, instead of running bots.
+    #[arg(long)]
+    serve: bool,
+}
+
+/// Runs the stack until Ctrl-C or SIGTERM; everything it started stops with it.
+fn serve(config: &DemoConfig) -> anyhow::Result<()> {
+    let env = DemoEnv::start(config)?;
+    let bot = std::env::current_exe()?.with_file_name("example_client");
+    let line = |what: &str, value: String| println!("[serve] {what:<16} {value}");
+    line("NATS", env.nats_server.address());
+    line(
+        "NATS pid",
+        env.nats_server
+            .pid()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
+    line("simplenet", env.simplenet_url());
+    line("seed JSON", env.seed_url());
+    line("status page", env.status_url());
+    line(
+        "inspection",
+        format!(
+            "http://127.0.0.1:{} (bevy_remote JSON-RPC, e.g. bevygap/summary)",
+            env.inspect_port
+        ),
+    );
+    line(
+        "join as a bot",
+        format!("{} --matchmaker-url {}", bot.display(), env.simplenet_url()),
+    );
+    println!("[serve] up; Ctrl-C stops everything");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    println!("[serve] stopping the matchmaker, its game servers and NATS");
+    drop(env);
+    println!("[serve] stopped");
+    Ok(())
 }
 
 fn percentile(values: &mut [Duration], p: f64) -> Duration {
@@ -65,6 +114,15 @@ fn main() -> ExitCode {
         nats_roles: false,
         nats_tls: false,
     };
+    if args.serve {
+        return match serve(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("demo: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run_demo(&config, |line| println!("[demo] {line}")) {
         Ok(mut report) => {
             println!();
