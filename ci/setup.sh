@@ -69,3 +69,19 @@ if ! nats_ok; then
   exit 1
 fi
 log "nats-server $(nats-server --version) ready"
+
+# Prometheus (and promtool), for the metrics test: Debian's package. A machine without apt gets a
+# printed reason and the test is skipped with one.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing prometheus (apt package prometheus)"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
+      { $sudo_cmd apt-get update -qq >/dev/null 2>&1 &&
+        $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } ||
+      log "prometheus could not be installed; the metrics test will say it is skipped"
+  else
+    log "no apt-get: prometheus not installed; the metrics test will say it is skipped"
+  fi
+fi

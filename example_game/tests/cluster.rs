@@ -77,6 +77,7 @@ fn matchmaker(nats: &str, port: u16, remote_port: u16) -> Process {
             .args(["--fleet", "static", "--kv-replicas", "3"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--remote-port", &remote_port.to_string()])
+            .args(["--metrics-port", "0"])
             .args(["--nats-host", nats, "--nats-insecure"])
             .env("LIGHTYEAR_PRIVATE_KEY", KEY)
             .env("RUST_LOG", "warn")

@@ -33,6 +33,7 @@ use crate::health::HealthPlugin;
 use crate::inspect::{InspectConfig, InspectPlugin};
 use crate::intake::{Intake, IntakeAddress, IntakeConfig};
 use crate::kv_bridge::{KvBridgePlugin, KvStores};
+use crate::metrics::{Metrics, MetricsConfig, MetricsPlugin};
 use crate::player_check::{PlayerCheck, PlayerCheckConfig};
 use crate::presence::PresencePlugin;
 use crate::runtime::AsyncRuntime;
@@ -83,6 +84,8 @@ pub struct MatchmakerConfig {
     /// Serve nats-server's auth callout, giving each game server a NATS user scoped to its own
     /// deployment (see [`crate::gameserver_auth`]).
     pub gameserver_auth: Option<GameServerAuthConfig>,
+    /// Serve Prometheus metrics (see [`crate::metrics`]).
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl MatchmakerConfig {
@@ -112,6 +115,7 @@ impl MatchmakerConfig {
             log_filter: None,
             player_check: None,
             gameserver_auth: None,
+            metrics: None,
         }
     }
 }
@@ -160,6 +164,11 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         }
         None => None,
     };
+    // Made before the fleet, which counts its provider's API calls in it.
+    let metrics = config.metrics.map(|_| Metrics::default());
+    if let Some(metrics) = &metrics {
+        app.insert_resource(metrics.clone());
+    }
     // This process's presence id: counted by the others, and the owner of its allocations.
     let instance = format!("mm-{:016x}", rand::random::<u64>());
     let backend: Arc<dyn FleetBackend> = match &config.fleet {
@@ -177,6 +186,7 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
                 versions: &config.placement.app_versions,
                 stores: &stores,
                 instance: &instance,
+                metrics: metrics.clone(),
             },
         ))?),
     };
@@ -206,6 +216,9 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
     if let Some(check) = &config.player_check {
         app.insert_resource(PlayerCheck::new(check)?);
     }
+    if let Some(metrics) = config.metrics {
+        MetricsPlugin { config: metrics }.install(&mut app)?;
+    }
     Intake {
         config: config.intake.clone(),
     }
@@ -234,6 +247,7 @@ struct EdgegapParts<'a> {
     versions: &'a [String],
     stores: &'a KvStores,
     instance: &'a str,
+    metrics: Option<Metrics>,
 }
 
 /// How often a matchmaker looks for allocations of matchmakers that died.
@@ -250,8 +264,12 @@ async fn open_edgegap(
         versions,
         stores,
         instance,
+        metrics,
     } = parts;
-    let client = EdgegapClient::new(api).map_err(FleetError::from)?;
+    let mut client = EdgegapClient::new(api).map_err(FleetError::from)?;
+    if let Some(metrics) = metrics {
+        client = client.with_metrics(metrics);
+    }
     match check_app(&client, &fleet.application, versions).await {
         Ok(found) => info!(
             "Edgegap application `{}` is ready with versions {:?} at {}",

@@ -22,6 +22,7 @@ use crate::inspect::InspectConfig;
 use crate::intake::limits::Limits;
 use crate::intake::listener::ListenerTimeouts;
 use crate::intake::{IntakeConfig, ListenerTls};
+use crate::metrics::MetricsConfig;
 use crate::player_check::{PlayerCheckConfig, PlayerKey, PlayerKeyAlgorithm};
 use crate::tokens::TokenConfig;
 use bevygap_shared::private_key::PrivateKey;
@@ -178,6 +179,13 @@ pub struct Cli {
     /// Edgegap settings (`--fleet edgegap`).
     #[command(flatten)]
     pub edgegap: EdgegapFleetArgs,
+
+    /// Port of the Prometheus `/metrics` endpoint (0 disables it).
+    #[arg(long, env = "BEVYGAP_METRICS_PORT", default_value_t = 9464)]
+    pub metrics_port: u16,
+    /// Address of the metrics endpoint (an operator network, never the public one).
+    #[arg(long, env = "BEVYGAP_METRICS_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub metrics_address: IpAddr,
 
     /// Port of the bevy_remote inspection endpoint (0 disables it).
     #[arg(long, env = "BEVYGAP_REMOTE_PORT", default_value_t = 15702)]
@@ -542,6 +550,9 @@ impl Cli {
             log_filter: Some(self.log.clone()),
             player_check,
             gameserver_auth,
+            metrics: (self.metrics_port != 0).then(|| MetricsConfig {
+                listen: SocketAddr::new(self.metrics_address, self.metrics_port),
+            }),
         })
     }
 }

@@ -26,12 +26,18 @@ pub fn apply_leases(
     taking: Query<(Entity, &SeatReservation)>,
     mut tickets: Query<&mut TicketState>,
     time: Res<Time>,
+    metrics: Option<Res<crate::metrics::Metrics>>,
 ) {
     // Deployments spawned by this pass (their commands are not applied yet), and those removed.
     let mut spawned: Vec<Entity> = Vec::new();
     for change in changes.read() {
         match change {
             LeaseChanged::Updated(lease) => {
+                if let Some(metrics) = &metrics {
+                    let lag =
+                        bevygap_shared::time::now_millis().saturating_sub(lease.heartbeat_at_ms);
+                    metrics.watch_lag(std::time::Duration::from_millis(lag));
+                }
                 let info = DeploymentInfo::from_lease(lease);
                 let known = index.0.get(&lease.deployment_id).copied();
                 match known.map(|e| (e, deployments.get_mut(e))) {
@@ -39,11 +45,14 @@ pub fn apply_leases(
                         match state {
                             Some(mut state) => {
                                 if let DeploymentState::Starting { since } = *state {
+                                    let took = time.elapsed().saturating_sub(since);
                                     info!(
-                                        "deployment `{}` ready after {:.1?}",
-                                        lease.deployment_id,
-                                        time.elapsed().saturating_sub(since)
+                                        "deployment `{}` ready after {took:.1?}",
+                                        lease.deployment_id
                                     );
+                                    if let Some(metrics) = &metrics {
+                                        metrics.allocated(took);
+                                    }
                                     *state = DeploymentState::Ready;
                                 }
                             }

@@ -45,6 +45,7 @@ pub mod intake;
 pub mod kv_bridge;
 pub mod leases;
 pub mod messages;
+pub mod metrics;
 pub mod nats_jwt;
 pub mod placement;
 pub mod player_check;

@@ -416,3 +416,32 @@ async fn malformed_truncated_and_oversized_answers_are_typed_errors() {
     assert!(matches!(error, EdgegapError::Server { status: 502, .. }));
     assert!(error.to_string().len() < 500, "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_call_is_counted_by_route_and_status() {
+    let replica = replica(Some(Duration::ZERO)).await;
+    let metrics = bevygap_matchmaker::metrics::Metrics::default();
+    let client = client_for(&replica, KEY).with_metrics(metrics.clone());
+    let accepted = client.deploy(&deploy_request("1")).await.unwrap();
+    client
+        .deployment_status(&accepted.request_id)
+        .await
+        .unwrap();
+    assert!(
+        client
+            .deploy(&deploy_request("no-such-version"))
+            .await
+            .is_err()
+    );
+    let text = metrics.render();
+    for line in [
+        r#"bevygap_edgegap_api_calls_total{route="POST /v2/deployments",status="202"} 1"#,
+        r#"bevygap_edgegap_api_calls_total{route="GET /v1/status",status="200"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
+    }
+    assert!(
+        text.contains(r#"route="POST /v2/deployments",status="4"#),
+        "the refused deploy is counted with its status:\n{text}"
+    );
+}

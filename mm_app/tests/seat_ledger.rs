@@ -169,6 +169,8 @@ fn matchmaker_with(nats: &str, port: u16, extra: &[&str]) -> Child {
             &format!("127.0.0.1:{port}"),
             "--remote-port",
             "0",
+            "--metrics-port",
+            "0",
             "--nats-host",
             nats,
             "--nats-insecure",

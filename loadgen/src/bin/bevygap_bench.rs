@@ -478,6 +478,8 @@ async fn idle_connections(
             "static",
             "--remote-port",
             "0",
+            "--metrics-port",
+            "0",
             "--nats-insecure",
             "--log",
             "warn",

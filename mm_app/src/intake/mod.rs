@@ -110,6 +110,10 @@ impl Intake {
             .world()
             .get_resource::<crate::player_check::PlayerCheck>()
             .cloned();
+        let metrics = app
+            .world()
+            .get_resource::<crate::metrics::Metrics>()
+            .cloned();
         let seed = SeedEndpoint {
             requests: requests.clone(),
             cancels: cancels.clone(),
@@ -118,6 +122,7 @@ impl Intake {
             trusted_proxies: trusted_proxies.clone(),
             ticket_timeout,
             players: players.clone(),
+            metrics: metrics.clone(),
         };
         let simplenet = SimplenetEndpoint {
             requests,
@@ -126,6 +131,7 @@ impl Intake {
             limits: limits.clone(),
             trusted_proxies,
             players,
+            metrics,
         };
         let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))

@@ -21,6 +21,7 @@ use tracing::debug;
 use super::limits::{ConnectionLimiter, ConnectionSlot, Limits, RateLimiter, client_ip};
 use crate::bridge::InboxSender;
 use crate::messages::{TicketCancelled, TicketRequested};
+use crate::metrics::{Metrics, SEED_JSON};
 use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
 
 /// Hard cap on any websocket frame; bigger frames drop the connection. Requests over
@@ -44,6 +45,8 @@ pub struct SeedEndpoint {
     pub ticket_timeout: std::time::Duration,
     /// The player token check, when configured.
     pub players: Option<crate::player_check::PlayerCheck>,
+    /// Where requests are counted and timed, when metrics are on.
+    pub metrics: Option<Metrics>,
 }
 
 /// The axum handler for `GET /matchmaker/ws`.
@@ -58,6 +61,9 @@ pub async fn seed_ws_handler(
         Ok(slot) => slot,
         Err(refused) => {
             debug!("seed endpoint: refused {ip}: {refused}");
+            if let Some(metrics) = &endpoint.metrics {
+                metrics.connection_refused(SEED_JSON);
+            }
             return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
         }
     };
@@ -86,7 +92,10 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
         .await;
 }
 
-async fn fail(mut socket: WebSocket, code: ErrorCode, text: String) {
+async fn fail(mut socket: WebSocket, metrics: Option<&Metrics>, code: ErrorCode, text: String) {
+    if let Some(metrics) = metrics {
+        metrics.request_failed(SEED_JSON, code.code());
+    }
     send(&mut socket, &SeedResponse::error(code, text)).await;
     close(socket, close_code::NORMAL, "").await;
 }
@@ -111,6 +120,7 @@ async fn serve(
         Err(_) => {
             return fail(
                 socket,
+                endpoint.metrics.as_ref(),
                 ErrorCode::Timeout,
                 "no request received in time".into(),
             )
@@ -121,6 +131,7 @@ async fn serve(
         Ok(Some(Ok(Message::Binary(_)))) => {
             return fail(
                 socket,
+                endpoint.metrics.as_ref(),
                 ErrorCode::BadRequest,
                 "send the request as a JSON text frame".into(),
             )
@@ -132,18 +143,31 @@ async fn serve(
         Ok(request) => request,
         Err(error) => {
             debug!("seed endpoint: bad request from {ip}: {error}");
-            return fail(socket, error_code(&error), error.to_string()).await;
+            return fail(
+                socket,
+                endpoint.metrics.as_ref(),
+                error_code(&error),
+                error.to_string(),
+            )
+            .await;
         }
     };
     if let Some(players) = &endpoint.players
         && let Err(refused) = players.verify(request.player_token.as_deref())
     {
         debug!("seed endpoint: {ip} refused: {refused}");
-        return fail(socket, refused.code(), refused.to_string()).await;
+        return fail(
+            socket,
+            endpoint.metrics.as_ref(),
+            refused.code(),
+            refused.to_string(),
+        )
+        .await;
     }
 
     // 2. The ticket.
     let ticket_id = TicketId::generate();
+    let requested_at = tokio::time::Instant::now();
     if !send(&mut socket, &SeedResponse::Acknowledged).await
         || !send(
             &mut socket,
@@ -167,6 +191,7 @@ async fn serve(
     if !accepted {
         return fail(
             socket,
+            endpoint.metrics.as_ref(),
             ErrorCode::Internal,
             "the matchmaker is shutting down".into(),
         )
@@ -185,6 +210,12 @@ async fn serve(
                     }
                 }
                 Some((_, TicketUpdate::Result(result))) => {
+                    if let Some(metrics) = &endpoint.metrics {
+                        match &result {
+                            MatchResult::Ready(_) => metrics.token_issued(SEED_JSON, requested_at.elapsed()),
+                            MatchResult::Failed(error) => metrics.request_failed(SEED_JSON, error.code.code()),
+                        }
+                    }
                     let message = match &result {
                         MatchResult::Ready(session) => SeedResponse::ready(session),
                         MatchResult::Failed(error) => SeedResponse::error(error.code, error.message.clone()),
@@ -200,7 +231,7 @@ async fn serve(
                         close(socket, close_code::NORMAL, "").await
                     };
                 }
-                None => return fail(socket, ErrorCode::Internal, "the matchmaker dropped the request".into()).await,
+                None => return fail(socket, endpoint.metrics.as_ref(), ErrorCode::Internal, "the matchmaker dropped the request".into()).await,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,

@@ -43,6 +43,7 @@ use tracing::debug;
 use super::limits::{ConnectionLimiter, ConnectionSlot, Limits, RateLimiter, client_ip};
 use crate::bridge::InboxSender;
 use crate::messages::{TicketCancelled, TicketRequested};
+use crate::metrics::{Metrics, SIMPLENET};
 use crate::player_check::PlayerCheck;
 use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
 
@@ -121,6 +122,8 @@ pub struct SimplenetEndpoint {
     pub trusted_proxies: Arc<Vec<IpAddr>>,
     /// The player token check, when configured.
     pub players: Option<PlayerCheck>,
+    /// Where requests are counted and timed, when metrics are on.
+    pub metrics: Option<Metrics>,
 }
 
 /// Whether the upgrade's query is exactly what the client sends: `v={version}&t={0|1}`.
@@ -162,6 +165,9 @@ pub async fn simplenet_ws_handler(
         Ok(slot) => slot,
         Err(refused) => {
             debug!("/ws: refused {ip}: {refused}");
+            if let Some(metrics) = &endpoint.metrics {
+                metrics.connection_refused(SIMPLENET);
+            }
             return (StatusCode::TOO_MANY_REQUESTS, refused.to_string()).into_response();
         }
     };
@@ -191,6 +197,8 @@ struct Pending {
     request_id: u64,
     ticket_id: TicketId,
     updates: mpsc::UnboundedReceiver<(TicketId, TicketUpdate)>,
+    /// When the request arrived.
+    requested_at: tokio::time::Instant,
     /// A status waiting out [`STATUS_GRACE`].
     held: Option<MatchStatus>,
     held_until: tokio::time::Instant,
@@ -348,7 +356,11 @@ impl Connection {
         id: u64,
         hello: &ClientHello,
     ) -> Result<(), End> {
+        let metrics = self.endpoint.metrics.clone();
         let refuse = |code: ErrorCode, text: String| {
+            if let Some(metrics) = &metrics {
+                metrics.request_failed(SIMPLENET, code.code());
+            }
             ToClient::Response(MatchResult::Failed(MatchError::new(code, text)), id)
         };
         if self.pending.is_some() {
@@ -389,6 +401,7 @@ impl Connection {
             request_id: id,
             ticket_id,
             updates,
+            requested_at: tokio::time::Instant::now(),
             held: None,
             held_until: tokio::time::Instant::now(),
         });
@@ -410,6 +423,16 @@ impl Connection {
             }
             Some(TicketUpdate::Result(result)) => {
                 let id = pending.request_id;
+                if let Some(metrics) = &self.endpoint.metrics {
+                    match &result {
+                        MatchResult::Ready(_) => {
+                            metrics.token_issued(SIMPLENET, pending.requested_at.elapsed());
+                        }
+                        MatchResult::Failed(error) => {
+                            metrics.request_failed(SIMPLENET, error.code.code());
+                        }
+                    }
+                }
                 self.pending = None;
                 self.send(&ToClient::Response(result, id)).await
             }

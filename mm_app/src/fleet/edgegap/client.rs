@@ -127,6 +127,7 @@ pub struct EdgegapClient {
     backoff: Backoff,
     rate_limited_budget: Duration,
     limits: Arc<Limits>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// The `Authorization` header value for `key`, accepted with or without its `token ` prefix.
@@ -171,7 +172,14 @@ impl EdgegapClient {
                     config.status_limit.1 / 2.0,
                 )),
             }),
+            metrics: None,
         })
+    }
+
+    /// Counts every call in `metrics` (by route and status).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Takes this process's part of the rate budget, shared by `processes` matchmakers on the
@@ -393,10 +401,12 @@ impl EdgegapClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| EdgegapError::Transport(e.without_url().to_string()))?;
+        let sent = request.send().await;
+        if let Some(metrics) = &self.metrics {
+            let status = sent.as_ref().map_or(0, |r| r.status().as_u16());
+            metrics.edgegap_call(method.as_str(), path, status);
+        }
+        let response = sent.map_err(|e| EdgegapError::Transport(e.without_url().to_string()))?;
         let status = response.status();
         let retry_after = response
             .headers()
