@@ -8,7 +8,8 @@ use clap::Parser;
 
 /// An offline replica of the Edgegap API endpoints Bevygap uses.
 #[derive(Debug, Parser)]
-#[command(name = "edgegap_replica", version, about)]
+// No automatic `--version`: `--version` names the app versions that exist.
+#[command(name = "edgegap_replica", about)]
 struct Args {
     /// Address to listen on (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:7300")]
@@ -86,4 +87,15 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     drop(replica);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_flags_are_consistent() {
+        Args::command().debug_assert();
+    }
 }
