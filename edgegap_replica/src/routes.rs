@@ -26,6 +26,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/session", post(create_session))
         .route("/v1/session/{id}", get(session).delete(delete_session))
         .route("/v1/app/{app}", get(app))
+        .route("/v1/app/{app}/version", post(create_version))
         .route(
             "/v1/app/{app}/version/{version}",
             get(version).patch(patch_version),
@@ -150,6 +151,18 @@ async fn version(
 ) -> Response {
     serve(&s, Route::Version, &uri, &headers, || {
         s.version(&app, &version)
+    })
+}
+
+async fn create_version(
+    Extract(s): Shared,
+    Path(app): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(&s, Route::CreateVersion, &uri, &headers, || {
+        parse(&body).map_or_else(|a| a, |b| s.create_version(&app, &b))
     })
 }
 

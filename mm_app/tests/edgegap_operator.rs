@@ -168,3 +168,80 @@ async fn a_missing_key_is_a_usage_error_that_names_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("EDGEGAP_API_KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_version_makes_a_version_of_a_tagged_image_that_check_then_accepts() {
+    let replica = replica().await;
+    let image = "registry.edgegap.com/my-project/spaceships:1.2.3";
+    let created = run(
+        &replica,
+        &[
+            "create-version",
+            "--app",
+            "spaceships",
+            "--version",
+            "1.2.3",
+            "--image",
+            image,
+        ],
+    )
+    .await;
+    assert!(created.status.success(), "{created:?}");
+    assert!(
+        stdout(&created).contains("created: spaceships 1.2.3 running my-project/spaceships:1.2.3"),
+        "{}",
+        stdout(&created)
+    );
+    let checked = run(
+        &replica,
+        &["check", "--app", "spaceships", "--version", "1.2.3"],
+    )
+    .await;
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        stdout(&checked).contains("gameport 6420/UDP"),
+        "{}",
+        stdout(&checked)
+    );
+
+    // The same name again, an untagged image, or `latest`: refused with what to fix.
+    let again = run(
+        &replica,
+        &[
+            "create-version",
+            "--app",
+            "spaceships",
+            "--version",
+            "1.2.3",
+            "--image",
+            image,
+        ],
+    )
+    .await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    for bad in [
+        "registry.edgegap.com/my-project/spaceships",
+        "registry.edgegap.com/my-project/spaceships:latest",
+        "spaceships:1.2.3",
+    ] {
+        let refused = run(
+            &replica,
+            &[
+                "create-version",
+                "--app",
+                "spaceships",
+                "--version",
+                "9",
+                "--image",
+                bad,
+            ],
+        )
+        .await;
+        assert!(!refused.status.success(), "{bad}");
+        assert!(
+            !String::from_utf8_lossy(&refused.stderr).is_empty(),
+            "{bad}"
+        );
+    }
+}

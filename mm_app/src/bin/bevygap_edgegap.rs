@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! bevygap_edgegap check --app spaceships --version 1,2
+//! bevygap_edgegap create-version --app spaceships --version 1.2.3 \
+//!     --image registry.edgegap.com/my-project/spaceships:1.2.3
 //! bevygap_edgegap set-ca-argument --app spaceships --version 1 --ca-file rootCA.pem
 //! bevygap_edgegap set-arguments --app spaceships --version 1 --arguments "--capacity 8"
 //! bevygap_edgegap deployments
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bevygap_matchmaker::edgegap_args::EdgegapApiArgs;
+use bevygap_matchmaker::fleet::edgegap::api::{NewVersion, NewVersionPort, split_image};
 use bevygap_matchmaker::fleet::edgegap::checks::check_app;
 use bevygap_matchmaker::fleet::edgegap::client::{EdgegapClient, Removal};
 use bevygap_matchmaker::fleet::edgegap::operator::{ca_argument, with_ca_argument};
@@ -64,6 +67,31 @@ enum Job {
         /// The CA certificate (PEM) the NATS server's certificate chains to.
         #[arg(long)]
         ca_file: PathBuf,
+    },
+    /// Creates a version running an image, with its game port named `gameport` (the release
+    /// workflow's last step).
+    CreateVersion {
+        /// The Edgegap application.
+        #[arg(long, env = "APP_NAME")]
+        app: String,
+        /// The new version's name (the game version).
+        #[arg(long, env = "APP_VERSION")]
+        version: String,
+        /// The image, `registry/path/image:tag` (a version tag, not `latest`).
+        #[arg(long)]
+        image: String,
+        /// The game port in the container.
+        #[arg(long, default_value_t = 6420)]
+        port: u16,
+        /// Its protocol.
+        #[arg(long, default_value = "UDP")]
+        protocol: String,
+        /// vCPU units (1024 = one vCPU).
+        #[arg(long, default_value_t = 256)]
+        cpu: u32,
+        /// Memory, MB.
+        #[arg(long, default_value_t = 256)]
+        memory_mb: u32,
     },
     /// Lists the deployments.
     Deployments,
@@ -133,6 +161,46 @@ async fn run(client: &EdgegapClient, job: Job) -> Result<(), String> {
                     }
                 );
             }
+        }
+        Job::CreateVersion {
+            app,
+            version,
+            image,
+            port,
+            protocol,
+            cpu,
+            memory_mb,
+        } => {
+            let (docker_repository, docker_image, docker_tag) = split_image(&image)?;
+            let created = client
+                .create_version(
+                    &app,
+                    &NewVersion {
+                        name: version,
+                        docker_repository,
+                        docker_image,
+                        docker_tag,
+                        is_active: true,
+                        req_cpu: cpu,
+                        req_memory: memory_mb,
+                        ports: vec![NewVersionPort {
+                            port,
+                            protocol,
+                            name: "gameport".into(),
+                            to_check: true,
+                            tls_upgrade: false,
+                        }],
+                        arguments: None,
+                    },
+                )
+                .await
+                .map_err(|e| text(&e))?;
+            println!(
+                "created: {app} {} running {}:{}",
+                created.version.name,
+                created.version.docker_image.as_deref().unwrap_or("?"),
+                created.version.docker_tag.as_deref().unwrap_or("?")
+            );
         }
         Job::SetArguments {
             app,

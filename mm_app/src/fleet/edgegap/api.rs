@@ -253,6 +253,66 @@ pub struct VersionInfo {
     pub ports: Vec<VersionPort>,
 }
 
+/// A new app version (`POST /v1/app/{app_name}/version`): the image and its game port.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewVersion {
+    /// The version name (the game version).
+    pub name: String,
+    /// The registry, e.g. `registry.edgegap.com`.
+    pub docker_repository: String,
+    /// The image within it, e.g. `my-project/my-game`.
+    pub docker_image: String,
+    /// The image tag (never `latest`: a version is one image).
+    pub docker_tag: String,
+    /// Whether deployments of it may start.
+    pub is_active: bool,
+    /// vCPU units (1024 = one vCPU).
+    pub req_cpu: u32,
+    /// Memory, MB.
+    pub req_memory: u32,
+    /// The game port.
+    pub ports: Vec<NewVersionPort>,
+    /// Start arguments (e.g. the seed's `--ca_contents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
+
+/// A port of a [`NewVersion`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewVersionPort {
+    /// The container port.
+    pub port: u16,
+    /// `UDP`, `TCP`, …
+    pub protocol: String,
+    /// Its name (`gameport` for Bevygap).
+    pub name: String,
+    /// Whether Edgegap checks it before calling the deployment ready.
+    pub to_check: bool,
+    /// Whether Edgegap terminates TLS for it.
+    pub tls_upgrade: bool,
+}
+
+/// An image reference split as Edgegap wants it: `registry/path/image:tag` →
+/// (`registry`, `path/image`, `tag`). The tag is required, and may not be `latest`.
+pub fn split_image(reference: &str) -> Result<(String, String, String), String> {
+    let (name, tag) = reference
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .ok_or_else(|| {
+            format!("`{reference}` has no tag; give the version's own, e.g. `:1.2.3`")
+        })?;
+    if tag.is_empty() || tag == "latest" {
+        return Err(format!(
+            "`{reference}`: a version is one image; tag it with the version, not `latest`"
+        ));
+    }
+    let (registry, image) = name
+        .split_once('/')
+        .filter(|(registry, image)| registry.contains('.') && !image.is_empty())
+        .ok_or_else(|| format!("`{reference}` names no registry (e.g. registry.edgegap.com/…)"))?;
+    Ok((registry.to_owned(), image.to_owned(), tag.to_owned()))
+}
+
 /// The answer to `PATCH /v1/app/{app_name}/version/{version_name}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct VersionUpdated {

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::api::{
-    AppInfo, DeployAccepted, DeployRequest, DeploymentList, DeploymentStatus, SessionCreated,
-    SessionRequest, SessionStatus, VersionInfo, VersionUpdated,
+    AppInfo, DeployAccepted, DeployRequest, DeploymentList, DeploymentStatus, NewVersion,
+    SessionCreated, SessionRequest, SessionStatus, VersionInfo, VersionUpdated,
 };
 use super::error::EdgegapError;
 use super::retry::{Backoff, DEPLOY_LIMIT, RateLimit, STATUS_LIMIT};
@@ -266,6 +266,17 @@ impl EdgegapClient {
             segment(version_name)?
         );
         self.call(Limit::Other, Method::GET, &path, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/app/{app_name}/version`: a new version running `version`'s image.
+    pub async fn create_version(
+        &self,
+        app_name: &str,
+        version: &NewVersion,
+    ) -> Result<VersionUpdated, EdgegapError> {
+        let path = format!("/v1/app/{}/version", segment(app_name)?);
+        self.call(Limit::Other, Method::POST, &path, Some(version))
             .await
     }
 
