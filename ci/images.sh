@@ -119,4 +119,15 @@ done
 curl -fsS -o /dev/null -H 'Authorization: token image-check' \
   "http://127.0.0.1:$replica_port/v1/app/image-check" ||
   { log "the replica from its image does not answer"; exit 1; }
+# The compose file, as the engine's compose tool reads it (placeholder values for its secrets).
+compose_env="BEVYGAP_MATCHMAKER_PASSWORD=x BEVYGAP_GAMESERVER_PASSWORD=x BEVYGAP_CALLOUT_ISSUER=x LIGHTYEAR_PRIVATE_KEY=x BEVYGAP_VERSION=$tag"
+if command -v podman-compose >/dev/null 2>&1; then
+  env $compose_env podman-compose -f compose.yaml config >/dev/null
+  log "compose.yaml validates (podman-compose config)"
+elif "$engine" compose version >/dev/null 2>&1; then
+  env $compose_env "$engine" compose -f compose.yaml config >/dev/null
+  log "compose.yaml validates ($engine compose config)"
+else
+  log "compose.yaml not validated: no compose tool (pip install podman-compose)"
+fi
 log "every image builds, and its binary starts"
