@@ -48,10 +48,16 @@ async fn wait_for_orphaning(parent: Option<u32>) {
     }
 }
 
-/// Exits the app once a stop is requested, so the lease is removed on the way out.
-pub(crate) fn exit_on_stop(mut lifetime: ResMut<Lifetime>, mut exit: MessageWriter<AppExit>) {
-    if lifetime.terminate.has_changed().unwrap_or(false) && *lifetime.terminate.borrow_and_update()
-    {
+/// Exits the app once a stop is requested, so the lease is removed on the way out. The value is
+/// read rather than its change: the task that sets it ends at once, and a watch whose sender is
+/// gone reports no change even when it holds one nobody saw.
+pub(crate) fn exit_on_stop(
+    lifetime: Res<Lifetime>,
+    mut exited: Local<bool>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    if !*exited && *lifetime.terminate.borrow() {
+        *exited = true;
         info!("bevygap: termination requested; shutting down");
         exit.write(AppExit::Success);
     }
@@ -74,4 +80,30 @@ pub(crate) fn remove_lease_on_exit(
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_is_seen_even_after_the_task_that_asked_for_it_has_ended() {
+        let mut app = App::new();
+        app.add_plugins(bevy::app::TaskPoolPlugin::default());
+        let (terminate_tx, terminate) = watch::channel(false);
+        let (stop_lease, _) = watch::channel(false);
+        app.insert_resource(Lifetime {
+            terminate,
+            stop_lease,
+            lease_task: std::sync::Arc::new(Mutex::new(None)),
+        })
+        .add_systems(Update, exit_on_stop);
+        app.update();
+        assert!(app.should_exit().is_none(), "no stop asked yet");
+        // The signal task sets the value and ends, dropping its sender.
+        terminate_tx.send_replace(true);
+        drop(terminate_tx);
+        app.update();
+        assert_eq!(app.should_exit(), Some(AppExit::Success));
+    }
 }
