@@ -48,7 +48,9 @@ pub fn drain_waiting_tickets(
     }
 }
 
-/// Whether nothing is left to answer: no ticket, no seat write in flight.
+/// Whether nothing is left to answer: no ticket, no seat write in flight, and no seed JSON socket
+/// still open (each closes right after writing its answer, so an answer written is also
+/// delivered before the process exits).
 pub fn drained(world: &mut World) -> bool {
     world.query::<&Ticket>().iter(world).next().is_none()
         && world
@@ -56,6 +58,9 @@ pub fn drained(world: &mut World) -> bool {
             .iter(world)
             .next()
             .is_none()
+        && world
+            .get_resource::<crate::intake::OpenSockets>()
+            .is_none_or(|sockets| sockets.seed.open() == 0)
 }
 
 /// The last step before exiting: the fleet stops servers that cannot outlive this process (local
