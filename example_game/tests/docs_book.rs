@@ -130,9 +130,6 @@ fn help(binary: &Path, args: &[&str]) -> String {
 
 /// The `--help` of every binary and subcommand the book talks about.
 fn all_help() -> String {
-    let dir = Path::new(env!("CARGO_BIN_EXE_example_server"))
-        .parent()
-        .unwrap();
     let mut text = String::new();
     let commands: &[(&str, &[&[&str]])] = &[
         ("bevygap_matchmaker", &[&[]]),
@@ -157,12 +154,8 @@ fn all_help() -> String {
         ("edgegap_replica", &[&[]]),
     ];
     for (binary, subcommands) in commands {
-        let path = dir.join(binary);
-        assert!(
-            path.is_file(),
-            "{} is missing: build the workspace first (`cargo test --workspace` does)",
-            path.display()
-        );
+        let path =
+            bevygap_test_support::workspace_binary(env!("CARGO_BIN_EXE_example_server"), binary);
         for args in *subcommands {
             text.push_str(&help(&path, args));
         }

@@ -17,13 +17,7 @@ fn read(path: &str) -> String {
 }
 
 fn binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_example_server")).with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (`cargo test --workspace` does)",
-        path.display()
-    );
-    path
+    bevygap_test_support::workspace_binary(env!("CARGO_BIN_EXE_example_server"), name)
 }
 
 fn help(name: &str) -> String {

@@ -54,6 +54,16 @@ fn authenticate(game: GameRef) -> Message {
     }))
 }
 
+/// A `/ws` connection (client type `t`) that has authenticated as a client of `game`.
+async fn authenticated(h: &AppHarness, client_type: u8, game: &str) -> Socket {
+    let (mut socket, _) = connect_async(ws_url(h, client_type)).await.unwrap();
+    socket
+        .send(authenticate(GameRef::new(game, "1")))
+        .await
+        .unwrap();
+    socket
+}
+
 /// Reads until the server closes; returns the close code (`None`: dropped without one).
 async fn closed_with(socket: &mut Socket) -> Option<CloseCode> {
     tokio::time::timeout(WAIT, async {
@@ -94,11 +104,7 @@ async fn one_address_holds_at_most_its_cap_of_ws_connections() {
     let h = AppHarness::start_with(limits).await;
     let mut open = Vec::new();
     for _ in 0..3 {
-        let (mut socket, _) = connect_async(ws_url(&h, 0)).await.unwrap();
-        socket
-            .send(authenticate(GameRef::new("g", "1")))
-            .await
-            .unwrap();
+        let socket = authenticated(&h, 0, "g").await;
         open.push(socket);
     }
     let refused = connect_async(ws_url(&h, 0)).await.unwrap_err();
@@ -165,22 +171,14 @@ async fn a_client_that_never_authenticates_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_foreign_frames_close_the_connection() {
     let h = AppHarness::start().await;
-    let (mut socket, _) = connect_async(ws_url(&h, 0)).await.unwrap();
-    socket
-        .send(authenticate(GameRef::new("g", "1")))
-        .await
-        .unwrap();
+    let mut socket = authenticated(&h, 0, "g").await;
     socket
         .send(Message::Binary(vec![0u8; 64 * 1024].into()))
         .await
         .unwrap();
     assert_ne!(closed_with(&mut socket).await, Some(CloseCode::Normal));
 
-    let (mut socket, _) = connect_async(ws_url(&h, 0)).await.unwrap();
-    socket
-        .send(authenticate(GameRef::new("g", "1")))
-        .await
-        .unwrap();
+    let mut socket = authenticated(&h, 0, "g").await;
     socket
         .send(Message::Binary(vec![9u8, 9, 9].into()))
         .await
@@ -196,11 +194,7 @@ async fn oversized_and_foreign_frames_close_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_client_keeps_alive_with_text_pings() {
     let h = AppHarness::start().await;
-    let (mut socket, _) = connect_async(ws_url(&h, 1)).await.unwrap();
-    socket
-        .send(authenticate(GameRef::new("g", "1")))
-        .await
-        .unwrap();
+    let mut socket = authenticated(&h, 1, "g").await;
     socket
         .send(Message::Text("ping:1234".into()))
         .await
@@ -223,11 +217,7 @@ async fn many_requests_at_once_are_each_answered_once() {
     let h = AppHarness::start_with(limits).await;
     let mut sockets = Vec::new();
     for i in 0..CLIENTS {
-        let (mut socket, _) = connect_async(ws_url(&h, 0)).await.unwrap();
-        socket
-            .send(authenticate(GameRef::new("tetris", "1")))
-            .await
-            .unwrap();
+        let mut socket = authenticated(&h, 0, "tetris").await;
         socket
             .send(frame(&ToServer::Request(MatchRequest::default(), i)))
             .await

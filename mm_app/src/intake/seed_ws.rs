@@ -5,7 +5,6 @@
 //! which the server closes normally. Closing early cancels the ticket.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
@@ -18,8 +17,8 @@ use bevygap_shared::protocol::seed_json::{SeedResponse, parse_request};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::limits::{ConnectionLimiter, ConnectionSlot, Limits, RateLimiter, client_ip};
-use crate::bridge::InboxSender;
+use super::Endpoint;
+use super::limits::{ConnectionSlot, RateLimiter, client_ip};
 use crate::messages::{TicketCancelled, TicketRequested};
 use crate::metrics::{Metrics, SEED_JSON};
 use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
@@ -28,30 +27,9 @@ use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
 /// [`Limits::max_message_bytes`] but under this get a typed 413 error.
 const HARD_FRAME_CAP: usize = 64 * 1024;
 
-/// What the endpoint shares between connections.
-#[derive(Clone)]
-pub struct SeedEndpoint {
-    /// Where new tickets go.
-    pub requests: InboxSender<TicketRequested>,
-    /// Where cancellations go.
-    pub cancels: InboxSender<TicketCancelled>,
-    /// Connection caps.
-    pub limiter: ConnectionLimiter,
-    /// Limits.
-    pub limits: Limits,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
-    /// How long a ticket may live, so a connection never outlives it by much.
-    pub ticket_timeout: std::time::Duration,
-    /// The player token check, when configured.
-    pub players: Option<crate::player_check::PlayerCheck>,
-    /// Where requests are counted and timed, when metrics are on.
-    pub metrics: Option<Metrics>,
-}
-
 /// The axum handler for `GET /matchmaker/ws`.
 pub async fn seed_ws_handler(
-    State(endpoint): State<SeedEndpoint>,
+    State(endpoint): State<Endpoint>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -109,7 +87,7 @@ fn error_code(error: &ProtocolError) -> ErrorCode {
 
 async fn serve(
     mut socket: WebSocket,
-    endpoint: SeedEndpoint,
+    endpoint: Endpoint,
     ip: std::net::IpAddr,
     _slot: ConnectionSlot,
 ) {

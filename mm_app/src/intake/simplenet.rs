@@ -21,7 +21,6 @@
 //! comes first: a seat on a running server is answered with the token alone.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -40,11 +39,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::limits::{ConnectionLimiter, ConnectionSlot, Limits, RateLimiter, client_ip};
-use crate::bridge::InboxSender;
+use super::Endpoint;
+use super::limits::{ConnectionSlot, RateLimiter, client_ip};
 use crate::messages::{TicketCancelled, TicketRequested};
-use crate::metrics::{Metrics, SIMPLENET};
-use crate::player_check::PlayerCheck;
+use crate::metrics::SIMPLENET;
 use crate::ticket::{TicketId, TicketResponder, TicketUpdate};
 
 /// How long a status is held back in case the answer follows.
@@ -107,25 +105,6 @@ pub fn decode(bytes: &[u8]) -> Option<ToServer> {
     codec().deserialize(bytes).ok()
 }
 
-/// What the endpoint shares between connections.
-#[derive(Clone)]
-pub struct SimplenetEndpoint {
-    /// Where new tickets go.
-    pub requests: InboxSender<TicketRequested>,
-    /// Where cancellations go.
-    pub cancels: InboxSender<TicketCancelled>,
-    /// Open `/ws` connections, per address and in all.
-    pub limiter: ConnectionLimiter,
-    /// Limits.
-    pub limits: Limits,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<Vec<IpAddr>>,
-    /// The player token check, when configured.
-    pub players: Option<PlayerCheck>,
-    /// Where requests are counted and timed, when metrics are on.
-    pub metrics: Option<Metrics>,
-}
-
 /// Whether the upgrade's query is exactly what the client sends: `v={version}&t={0|1}`.
 /// Returns whether the client runs in a browser.
 fn check_query(uri: &Uri) -> Result<bool, (StatusCode, String)> {
@@ -150,7 +129,7 @@ fn check_query(uri: &Uri) -> Result<bool, (StatusCode, String)> {
 
 /// The axum handler for `GET /ws`.
 pub async fn simplenet_ws_handler(
-    State(endpoint): State<SimplenetEndpoint>,
+    State(endpoint): State<Endpoint>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
@@ -215,7 +194,7 @@ enum End {
 /// One client's socket, with at most one request pending.
 struct Connection {
     socket: WebSocket,
-    endpoint: SimplenetEndpoint,
+    endpoint: Endpoint,
     ip: IpAddr,
     browser: bool,
     pending: Option<Pending>,
