@@ -495,3 +495,52 @@ pub async fn serve_callout(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn auth() -> GameServerAuth {
+        let (seed, _) = new_key();
+        GameServerAuth::new(
+            &GameServerAuthConfig {
+                seed,
+                jwt_ttl: DEFAULT_JWT_TTL,
+            },
+            AppNames::new("g").unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_not_signed_by_a_nats_server_is_not_answered() {
+        let auth = auth();
+        for request in [&b"garbage"[..], b"a.b.c", b""] {
+            assert!(matches!(
+                auth.answer(request, 1).await,
+                CalloutAnswer::Unreadable(_)
+            ));
+        }
+        // Signed, but by an account key rather than a server's.
+        let forged = nats_jwt::encode(Map::new(), &KeyPair::new_account(), 1);
+        assert!(matches!(
+            auth.answer(forged.as_bytes(), 1).await,
+            CalloutAnswer::Unreadable(JwtError::Issuer(_))
+        ));
+    }
+
+    #[test]
+    fn a_user_seed_is_not_a_callout_key() {
+        let user = Secret::new(KeyPair::new_user().seed().unwrap());
+        let config = GameServerAuthConfig {
+            seed: user,
+            jwt_ttl: DEFAULT_JWT_TTL,
+        };
+        assert_eq!(
+            GameServerAuth::new(&config, AppNames::new("g").unwrap()).unwrap_err(),
+            AuthKeyError::NotAnAccount
+        );
+    }
+}

@@ -261,6 +261,47 @@ mod tests {
     }
 
     #[test]
+    fn the_nats_proof_comes_from_the_context_and_a_bad_context_url_is_a_typed_error() {
+        let env = |url: &'static str| {
+            move |k: &str| match k {
+                REQUEST_ID => Some("9f3a1c2b7d4e".into()),
+                PUBLIC_IP => Some("203.0.113.9".into()),
+                PORTS_MAPPING => {
+                    Some(r#"{"ports":{"gameport":{"internal":6420,"external":31504}}}"#.into())
+                }
+                CONTEXT_URL => Some(url.into()),
+                CONTEXT_TOKEN => Some("tok".into()),
+                context_env::NATS_AUTH => Some(context_env::NATS_AUTH_EDGEGAP_CONTEXT.into()),
+                _ => None,
+            }
+        };
+        let good = env("https://api.edgegap.com/v1/context/9f3a1c2b7d4e/17");
+        let ctx = from_env(good, &settings()).unwrap();
+        let (user, password) = nats_credentials(good, &ctx).unwrap().unwrap();
+        assert_eq!(user, "spaceships:9f3a1c2b7d4e");
+        assert_eq!(password.expose(), "edgegap-context:17:tok");
+        for bad in [
+            "https://api.edgegap.com/v1/context/9f3a1c2b7d4e/..",
+            "https://x/v1/context/id/1?a=b",
+        ] {
+            let refused = nats_credentials(env(bad), &ctx);
+            assert!(
+                matches!(
+                    refused,
+                    Err(ContextError::Invalid {
+                        name: CONTEXT_URL,
+                        ..
+                    })
+                ),
+                "{bad}: {refused:?}"
+            );
+        }
+        // Without BEVYGAP_NATS_AUTH, no proof is made.
+        let asked_not = |k: &str| (k != context_env::NATS_AUTH).then(|| good(k)).flatten();
+        assert!(nats_credentials(asked_not, &ctx).unwrap().is_none());
+    }
+
+    #[test]
     fn a_missing_port_name_is_explained() {
         let api = EdgegapContext {
             request_id: Some("abc".into()),
