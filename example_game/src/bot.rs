@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevygap_client_plugin::prelude::*;
+use bevygap_example_web::protocol::ExampleProtocolPlugin;
 use lightyear::prelude::client::ClientPlugins;
 
 use crate::{GAME, TICK, VERSION};
@@ -56,6 +57,7 @@ pub fn run_bot_with(
         .add_plugins(ClientPlugins {
             tick_duration: TICK,
         })
+        .add_plugins(ExampleProtocolPlugin)
         .add_plugins(BevygapClientPlugin::new(BevygapClientConfig {
             matchmaker_url: matchmaker_url.to_owned(),
             protocol,

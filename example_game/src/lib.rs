@@ -6,19 +6,17 @@
 //!   starts it with its context in the environment;
 //! - `example_client`: a headless bot that asks the matchmaker for a seat, connects, plays for a
 //!   while and leaves;
-//! - `demo`: NATS, the matchmaker with the local fleet, and bots joining and leaving, with a summary.
+//! - `demo`: NATS, the matchmaker with the local fleet, and bots joining and leaving, with a summary;
+//!   `demo --browser` serves the browser client's page ([`web_page`]) beside the running stack.
+//!
+//! The names, protocol id, tick and the players-online message live in
+//! [`bevygap_example_web::protocol`], which the browser client shares.
 //!
 //! [`BevygapServerPlugin`]: bevygap_server_plugin::BevygapServerPlugin
 
 pub mod bot;
 pub mod demo;
 pub mod server;
+pub mod web_page;
 
-/// The game name the example registers as.
-pub const GAME: &str = "bevygap-demo";
-/// The game version.
-pub const VERSION: &str = "1";
-/// The lightyear protocol id of the example.
-pub const PROTOCOL_ID: u64 = 0x6265_7679_6761_7000;
-/// Simulation tick of server and bots.
-pub const TICK: std::time::Duration = std::time::Duration::from_millis(16);
+pub use bevygap_example_web::protocol::{GAME, PROTOCOL_ID, TICK, VERSION};

