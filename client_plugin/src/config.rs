@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::direct::DirectServer;
+
 /// Which matchmaker endpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MatchmakerProtocol {
@@ -33,6 +35,10 @@ pub struct BevygapClientConfig {
     /// A signed player token from the game's own backend, for a matchmaker that checks players
     /// (`--player-token-audience`); sent with each request, `***` in `Debug`, never logged.
     pub player_token: Option<bevygap_shared::secret::Secret>,
+    /// A game server in local mode (`--local --dev`) to connect to without any matchmaker: the
+    /// client mints its own token with the public all-zero key (see [`crate::direct`]). `None`
+    /// (the default) asks the matchmaker.
+    pub direct: Option<DirectServer>,
 }
 
 impl Default for BevygapClientConfig {
@@ -46,6 +52,7 @@ impl Default for BevygapClientConfig {
             request_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(15),
             player_token: None,
+            direct: None,
         }
     }
 }

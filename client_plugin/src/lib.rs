@@ -21,9 +21,13 @@
 //! ([`BevygapClientState::Waiting`]), and hands the session (connect token, server address,
 //! transport, certificate digest) to lightyear. Failures end in [`BevygapClientState::Failed`]
 //! with a reason, never a hang; calling `bevygap_connect_client()` again retries.
+//!
+//! For development without a matchmaker, [`BevygapClientConfig::direct`] names a game server
+//! running in local mode; the plugin then mints its own token ([`direct`]).
 
 pub mod config;
 pub mod connection;
+pub mod direct;
 pub mod matchmaking;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod seed_json_mode;
@@ -33,11 +37,13 @@ use bevy::ecs::system::Commands;
 use bevy::prelude::*;
 
 pub use config::{BevygapClientConfig, MatchmakerProtocol};
+pub use direct::DirectServer;
 pub use state::BevygapClientState;
 
 /// The usual imports.
 pub mod prelude {
     pub use crate::config::{BevygapClientConfig, MatchmakerProtocol};
+    pub use crate::direct::DirectServer;
     pub use crate::state::BevygapClientState;
     pub use crate::{BevygapClientPlugin, BevygapClientSystems, BevygapConnectExt};
 }
@@ -102,8 +108,9 @@ impl Plugin for BevygapClientPlugin {
 
 /// Adds `commands.bevygap_connect_client()`.
 pub trait BevygapConnectExt {
-    /// Asks the matchmaker for a session and connects to it. Does nothing while a request or
-    /// connection is under way.
+    /// Asks the matchmaker for a session and connects to it (or, with
+    /// [`BevygapClientConfig::direct`], connects straight to that server). Does nothing while a
+    /// request or connection is under way.
     fn bevygap_connect_client(&mut self);
 
     /// Leaves the game server (the matchmaker frees the seat when the server reports it).

@@ -36,13 +36,20 @@ fn failure(state: &mut BevygapClientState, commands: &mut Commands, reason: Stri
     commands.remove_resource::<MatchmakerRequest>();
 }
 
-/// Opens the websocket and marks the state `Requesting` (what `bevygap_connect_client` does).
+/// Opens the websocket and marks the state `Requesting` (what `bevygap_connect_client` does); with
+/// a direct server, mints a token for it and marks the state `Connecting` instead.
 pub fn start_request(world: &mut World) {
     let settings = world.resource::<ClientSettings>().0.clone();
     let now = world.resource::<Time<Real>>().elapsed();
     let state = world.resource::<BevygapClientState>().clone();
     if state.is_busy() || state == BevygapClientState::Connected {
         debug!("bevygap: a request is already under way ({state:?})");
+        return;
+    }
+    world.remove_resource::<ReceivedSession>();
+    world.remove_resource::<crate::connection::RetryRefusedConnection>();
+    if let Some(server) = &settings.direct {
+        crate::direct::start_direct(world, server);
         return;
     }
     let url = match settings.matchmaker_url.parse() {
@@ -55,8 +62,6 @@ pub fn start_request(world: &mut World) {
             return;
         }
     };
-    world.remove_resource::<ReceivedSession>();
-    world.remove_resource::<crate::connection::RetryRefusedConnection>();
     if settings.protocol == crate::config::MatchmakerProtocol::SeedJson {
         #[cfg(not(target_arch = "wasm32"))]
         {

@@ -68,6 +68,7 @@ pub fn run_bot_with(
             connect_timeout: Duration::from_secs(10),
             // For a matchmaker that checks players: the token the game's backend signed.
             player_token: std::env::var("BEVYGAP_PLAYER_TOKEN").ok().map(Into::into),
+            direct: None,
         }))
         .insert_resource(Bot {
             started: Instant::now(),

@@ -70,6 +70,7 @@ fn links_of_peers_that_never_connect_are_dropped() {
         _ => None,
     };
     let config = BevygapServerConfig {
+        mode: bevygap_server_plugin::ServerMode::Fleet,
         // Nobody listens there: NATS retries in the background, the netcode server still runs.
         nats: NatsSettings::insecure("127.0.0.1:1"),
         context: DeploymentContext::from_local_env(lookup, 4).unwrap(),
@@ -143,6 +144,7 @@ fn with_nats_down_at_start_the_server_serves_says_so_and_registers_when_nats_ret
         .local_addr()
         .unwrap();
     let mut app = server_app_without_log(BevygapServerConfig {
+        mode: bevygap_server_plugin::ServerMode::Fleet,
         nats: NatsSettings::insecure(nats.address()),
         context: DeploymentContext {
             deployment_id: KeyToken::new("deployment id", "local-nats-down").unwrap(),

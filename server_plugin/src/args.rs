@@ -26,7 +26,11 @@
 //! as the seed's `--ca_contents` start argument (Edgegap's variables hold 255 bytes); and, on
 //! Edgegap with `BEVYGAP_NATS_AUTH=edgegap-context`, a NATS user proved by the deployment's
 //! context (see [`edgegap_context::nats_credentials`]).
+//!
+//! With `--local --dev` none of that is read: the server runs alone on `--local-addr` for
+//! development, with the public all-zero key and no NATS (see [`crate::local_mode`]).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bevygap_shared::context_env;
@@ -36,22 +40,31 @@ use bevygap_shared::schema::Transport;
 use bevygap_shared::secret::Secret;
 use clap::Args;
 
-use crate::BevygapServerConfig;
 use crate::context::{ContextError, DeploymentContext};
 use crate::edgegap_context::{self, EdgegapSettings};
+use crate::local_mode::{self, DEV_KEY};
+use crate::{BevygapServerConfig, ServerMode};
 
 /// A game server's start-up settings. Every field has an environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct BevygapServerArgs {
-    /// The lightyear private key (64 hex characters or 32 comma-separated bytes).
+    /// The lightyear private key (64 hex characters or 32 comma-separated bytes). Required,
+    /// except with --local, which uses the public all-zero key and refuses any other.
     #[arg(long, env = "LIGHTYEAR_PRIVATE_KEY", hide_env_values = true)]
-    pub lightyear_private_key: Secret,
+    pub lightyear_private_key: Option<Secret>,
     /// The lightyear protocol id (the game's default when unset).
     #[arg(long, env = "LIGHTYEAR_PROTOCOL_ID")]
     pub lightyear_protocol_id: Option<u64>,
     /// Accept an all-zero key (local development only).
     #[arg(long, env = "BEVYGAP_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
+    /// Run alone for development, without matchmaker or NATS: any client with a token for the
+    /// public all-zero key may join, up to --capacity. Needs --dev.
+    #[arg(long, env = "BEVYGAP_LOCAL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub local: bool,
+    /// With --local: the address to bind, and the one clients' tokens name.
+    #[arg(long, env = "BEVYGAP_LOCAL_ADDR", default_value = "127.0.0.1:6420")]
+    pub local_addr: SocketAddr,
     /// `udp` or `webtransport`.
     #[arg(long, env = "BEVYGAP_TRANSPORT", default_value = "udp")]
     pub transport: String,
@@ -101,6 +114,22 @@ pub enum ServerArgsError {
     /// The private key is malformed, or the all-zero key without `--dev`.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// No private key, and not in local mode.
+    #[error(
+        "--lightyear-private-key (LIGHTYEAR_PRIVATE_KEY) is required: the key the matchmaker signs tokens with. To run without a matchmaker for development, use --local --dev"
+    )]
+    MissingKey,
+    /// `--local` without `--dev`: local mode's key is public, so it is for development only.
+    #[error(
+        "--local (BEVYGAP_LOCAL) needs --dev (BEVYGAP_DEV): local mode uses the public all-zero netcode key, so anyone who can reach the server can mint a token and join. Add --dev to run it on your own machine, or drop --local to run under a matchmaker"
+    )]
+    LocalWithoutDev,
+    /// `--local` with a private key other than the all-zero one, which local clients could not
+    /// match.
+    #[error(
+        "--local uses the public all-zero netcode key (clients mint their own tokens with it), so it refuses another --lightyear-private-key. Unset LIGHTYEAR_PRIVATE_KEY for local mode, or drop --local to use your key under a matchmaker"
+    )]
+    LocalWithKey,
     /// The deployment context is missing or invalid.
     #[error(transparent)]
     Context(#[from] ContextError),
@@ -128,8 +157,14 @@ impl BevygapServerArgs {
         defaults: &ServerDefaults,
         env: impl Fn(&str) -> Option<String> + Copy,
     ) -> Result<BevygapServerConfig, ServerArgsError> {
-        let key = PrivateKey::parse(self.lightyear_private_key.expose())?
-            .check_not_placeholder(self.dev)?;
+        if self.local {
+            return self.into_local_config(defaults);
+        }
+        let key = self
+            .lightyear_private_key
+            .as_ref()
+            .ok_or(ServerArgsError::MissingKey)?;
+        let key = PrivateKey::parse(key.expose())?.check_not_placeholder(self.dev)?;
         let on_edgegap = edgegap_context::on_edgegap(env);
         let context = if on_edgegap {
             let settings = EdgegapSettings {
@@ -147,11 +182,7 @@ impl BevygapServerArgs {
         } else {
             DeploymentContext::from_local_env(env, self.capacity)?
         };
-        let transport = match self.transport.as_str() {
-            "udp" => Transport::Udp,
-            "webtransport" => Transport::WebTransport,
-            other => return Err(ServerArgsError::Transport(other.to_owned())),
-        };
+        let transport = parse_transport(&self.transport)?;
         let mut nats = self.nats;
         let lookup = |k: &str| match k {
             context_env::NATS_AUTH => self.nats_auth.clone(),
@@ -170,6 +201,7 @@ impl BevygapServerArgs {
             nats.insecure = false;
         }
         Ok(BevygapServerConfig {
+            mode: ServerMode::Fleet,
             nats,
             context,
             transport,
@@ -178,6 +210,45 @@ impl BevygapServerArgs {
             heartbeat: Duration::from_secs(2),
             unconnected_link_ttl: Duration::from_secs(self.unconnected_link_ttl_secs.max(1)),
         })
+    }
+
+    /// The configuration for `--local`: no environment, no NATS, the all-zero key.
+    fn into_local_config(
+        self,
+        defaults: &ServerDefaults,
+    ) -> Result<BevygapServerConfig, ServerArgsError> {
+        if !self.dev {
+            return Err(ServerArgsError::LocalWithoutDev);
+        }
+        if let Some(key) = &self.lightyear_private_key
+            && !PrivateKey::parse(key.expose())?.is_all_zero()
+        {
+            return Err(ServerArgsError::LocalWithKey);
+        }
+        let context = local_mode::context(
+            self.local_addr,
+            defaults.app_name.clone(),
+            defaults.app_version.clone(),
+            self.capacity,
+        )?;
+        Ok(BevygapServerConfig {
+            mode: ServerMode::Local,
+            nats: self.nats,
+            context,
+            transport: parse_transport(&self.transport)?,
+            protocol_id: self.lightyear_protocol_id.unwrap_or(defaults.protocol_id),
+            private_key: DEV_KEY,
+            heartbeat: Duration::from_secs(2),
+            unconnected_link_ttl: Duration::from_secs(self.unconnected_link_ttl_secs.max(1)),
+        })
+    }
+}
+
+fn parse_transport(text: &str) -> Result<Transport, ServerArgsError> {
+    match text {
+        "udp" => Ok(Transport::Udp),
+        "webtransport" => Ok(Transport::WebTransport),
+        other => Err(ServerArgsError::Transport(other.to_owned())),
     }
 }
 
@@ -256,5 +327,102 @@ mod tests {
         assert!(matches!(transport, Err(ServerArgsError::Transport(_))));
         let no_context = parse(&[]).into_config_with(&defaults(), |_| None);
         assert!(matches!(no_context, Err(ServerArgsError::Context(_))));
+    }
+
+    /// Parses `args` without a private key.
+    fn parse_keyless(args: &[&str]) -> BevygapServerArgs {
+        let mut all = vec!["server"];
+        all.extend_from_slice(args);
+        Server::try_parse_from(all).unwrap().bevygap
+    }
+
+    #[test]
+    fn outside_local_mode_the_private_key_is_required() {
+        let missing = parse_keyless(&[]).into_config_with(&defaults(), local_env);
+        assert!(
+            matches!(missing, Err(ServerArgsError::MissingKey)),
+            "{missing:?}"
+        );
+        assert!(
+            ServerArgsError::MissingKey
+                .to_string()
+                .contains("--local --dev")
+        );
+    }
+
+    #[test]
+    fn local_mode_is_refused_without_dev_and_says_what_to_do() {
+        let refused = parse_keyless(&["--local"]).into_config_with(&defaults(), |_| None);
+        let Err(error) = refused else {
+            panic!("--local without --dev was accepted");
+        };
+        assert!(
+            matches!(error, ServerArgsError::LocalWithoutDev),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("--dev") && message.contains("public all-zero"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn local_mode_refuses_a_real_key_without_showing_it() {
+        let refused = parse(&["--local", "--dev"]).into_config_with(&defaults(), |_| None);
+        let Err(error) = refused else {
+            panic!("--local with a real key was accepted");
+        };
+        assert!(matches!(error, ServerArgsError::LocalWithKey), "{error:?}");
+        assert!(!error.to_string().contains(KEY));
+        let malformed = parse_keyless(&["--local", "--dev", "--lightyear-private-key", "abc"])
+            .into_config_with(&defaults(), |_| None);
+        assert!(matches!(malformed, Err(ServerArgsError::Key(_))));
+    }
+
+    #[test]
+    fn local_mode_needs_no_context_nor_key_and_uses_the_dev_key() {
+        let config = parse_keyless(&[
+            "--local",
+            "--dev",
+            "--local-addr",
+            "127.0.0.1:7777",
+            "--capacity",
+            "3",
+        ])
+        .into_config_with(&defaults(), |_| None)
+        .unwrap();
+        assert_eq!(config.mode, ServerMode::Local);
+        assert_eq!(config.private_key, DEV_KEY);
+        assert_eq!(config.context.deployment_id.as_str(), "local");
+        assert_eq!(config.context.bind_addr, "127.0.0.1:7777".parse().unwrap());
+        assert_eq!(config.context.public_addr, config.context.bind_addr);
+        assert_eq!(config.context.capacity, 3);
+        assert_eq!(config.protocol_id, 9);
+        // The all-zero key given explicitly is the same key.
+        let zero = "0".repeat(64);
+        let explicit = parse_keyless(&["--local", "--dev", "--lightyear-private-key", &zero])
+            .into_config_with(&defaults(), |_| None)
+            .unwrap();
+        assert_eq!(explicit.private_key, DEV_KEY);
+        let default_addr = parse_keyless(&["--local", "--dev"])
+            .into_config_with(&defaults(), |_| None)
+            .unwrap();
+        assert_eq!(
+            default_addr.context.bind_addr,
+            "127.0.0.1:6420".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn local_mode_flags_have_their_variables() {
+        let env_of = |id: &str| {
+            Server::command()
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        };
+        assert_eq!(env_of("local").as_deref(), Some("BEVYGAP_LOCAL"));
+        assert_eq!(env_of("local_addr").as_deref(), Some("BEVYGAP_LOCAL_ADDR"));
     }
 }

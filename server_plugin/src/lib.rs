@@ -10,7 +10,9 @@
 //! - [`link_sweep`]: dropping links of peers that never finish the handshake;
 //! - [`clients`]: the connection gate, admitted clients as entities, and the player count;
 //! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server (its
-//!   NATS link and lifetime live in private modules).
+//!   NATS link and lifetime live in private modules);
+//! - [`local_mode`]: the same netcode server alone, without matchmaker or NATS, for development
+//!   (`--local --dev`).
 
 pub mod admission;
 pub mod args;
@@ -21,9 +23,10 @@ pub mod edgegap_context;
 pub mod kv_tasks;
 pub(crate) mod lifetime;
 pub mod link_sweep;
+pub mod local_mode;
 pub(crate) mod nats_link;
 pub mod plugin;
 
 pub use plugin::{
-    BevygapServerConfig, BevygapServerPlugin, BevygapServerStatus, BevygapServerSystems,
+    BevygapServerConfig, BevygapServerPlugin, BevygapServerStatus, BevygapServerSystems, ServerMode,
 };

@@ -1,5 +1,6 @@
 //! [`BevygapServerPlugin`]: runs a lightyear netcode server that only admits clients holding a
-//! token the matchmaker issued for this deployment, and keeps the lease and connections in KV.
+//! token the matchmaker issued for this deployment, and keeps the lease and connections in KV
+//! (or, in [`ServerMode::Local`], the same server alone for development: [`crate::local_mode`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,9 +25,24 @@ use crate::lifetime::{Lifetime, exit_on_stop, remove_lease_on_exit, wait_for_sto
 use crate::link_sweep::{LinkSweep, stamp_new_link, sweep_unconnected_links};
 use crate::nats_link::{LinkChannels, run_nats};
 
+/// Whether the server runs under a matchmaker or on its own for development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerMode {
+    /// Under a matchmaker: a lease in NATS KV, and clients admitted only with a reservation in the
+    /// seat ledger, signed with the shared private key.
+    #[default]
+    Fleet,
+    /// On its own, for development only: no NATS and no matchmaker; any client holding a token for
+    /// the public all-zero key is admitted, up to the capacity (see [`crate::local_mode`]).
+    /// [`BevygapServerConfig::private_key`] and [`BevygapServerConfig::nats`] are not used.
+    Local,
+}
+
 /// How the game server runs under Bevygap.
 #[derive(Clone)]
 pub struct BevygapServerConfig {
+    /// Under a matchmaker ([`ServerMode::Fleet`]) or alone for development ([`ServerMode::Local`]).
+    pub mode: ServerMode,
     /// NATS connection settings.
     pub nats: NatsSettings,
     /// Who this server is.
@@ -47,6 +63,7 @@ pub struct BevygapServerConfig {
 impl std::fmt::Debug for BevygapServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BevygapServerConfig")
+            .field("mode", &self.mode)
             .field("context", &self.context)
             .field("transport", &self.transport)
             .field("protocol_id", &self.protocol_id)
@@ -93,20 +110,15 @@ struct LinkStatus {
 
 impl Plugin for BevygapServerPlugin {
     fn build(&self, app: &mut App) {
-        // lightyear panics when its socket cannot bind: find out first, say why, and exit with an
-        // error so the fleet sees a failed start rather than a crash.
-        if let Err(error) = std::net::UdpSocket::bind(self.config.context.bind_addr) {
-            error!(
-                "bevygap: cannot listen on {}: {error}; another process holds the port or the address is not this machine's. Stop it or give this server another port; exiting",
-                self.config.context.bind_addr
-            );
-            app.add_systems(Startup, |mut exit: MessageWriter<AppExit>| {
-                exit.write(AppExit::error());
-            });
+        if !port_is_free(app, self.config.context.bind_addr) {
             return;
         }
         if !app.world().contains_resource::<TokioTasksRuntime>() {
             app.add_plugins(TokioTasksPlugin::default());
+        }
+        if self.config.mode == ServerMode::Local {
+            crate::local_mode::build(app, &self.config);
+            return;
         }
         let config = self.config.clone();
         let admission: SharedAdmission = Arc::new(Mutex::new(Admission::new(
@@ -122,22 +134,7 @@ impl Plugin for BevygapServerPlugin {
         let (seat_commands, seat_commands_rx) = tokio::sync::mpsc::unbounded_channel();
         let (lost_tx, lost_rx) = tokio::sync::mpsc::unbounded_channel();
 
-        let cert = match config.transport {
-            Transport::WebTransport => {
-                let names = vec![
-                    config.context.public_addr.ip().to_string(),
-                    "localhost".to_owned(),
-                ];
-                match WebTransportCert::generate(&names, Duration::from_secs(13 * 24 * 3600)) {
-                    Ok(cert) => Some(cert),
-                    Err(error) => {
-                        error!("{error}; falling back to UDP");
-                        None
-                    }
-                }
-            }
-            Transport::Udp => None,
-        };
+        let cert = webtransport_cert(&config.context, config.transport);
         let transport = if cert.is_some() {
             Transport::WebTransport
         } else {
@@ -183,25 +180,7 @@ impl Plugin for BevygapServerPlugin {
             .with_key(config.private_key)
             .with_additional_expected_addresses([config.context.public_addr])
             .with_connection_request_handler(gate(admission.clone(), lookups));
-        let mut server = app.world_mut().spawn((
-            Name::new("bevygap game server"),
-            NetcodeServer::new(netcode),
-            LocalAddr(config.context.bind_addr),
-        ));
-        match cert {
-            Some(cert) => match webtransport_identity(&cert) {
-                Ok(identity) => {
-                    server.insert(WebTransportServerIo {
-                        certificate: identity,
-                    });
-                }
-                Err(error) => error!("WebTransport identity: {error}"),
-            },
-            None => {
-                server.insert(ServerUdpIo::default());
-            }
-        }
-        let server = server.id();
+        let server = spawn_netcode_server(app, netcode, config.context.bind_addr, cert.as_ref());
         info!(
             "bevygap: game server `{}` for {} {} on {} ({transport:?}, {} seats)",
             config.context.deployment_id,
@@ -249,6 +228,71 @@ impl Plugin for BevygapServerPlugin {
         )
         .add_systems(Last, remove_lease_on_exit);
     }
+}
+
+/// lightyear panics when its socket cannot bind: finds out first, says why, and makes the app exit
+/// with an error, so whoever started the server sees a failed start rather than a crash.
+fn port_is_free(app: &mut App, bind_addr: std::net::SocketAddr) -> bool {
+    let Err(error) = std::net::UdpSocket::bind(bind_addr) else {
+        return true;
+    };
+    error!(
+        "bevygap: cannot listen on {bind_addr}: {error}; another process holds the port or the address is not this machine's. Stop it or give this server another port; exiting"
+    );
+    app.add_systems(Startup, |mut exit: MessageWriter<AppExit>| {
+        exit.write(AppExit::error());
+    });
+    false
+}
+
+/// The WebTransport certificate when `transport` asks for one (for the public address and
+/// `localhost`); `None` for UDP, or when it cannot be made (the server then falls back to UDP).
+pub(crate) fn webtransport_cert(
+    context: &DeploymentContext,
+    transport: Transport,
+) -> Option<WebTransportCert> {
+    match transport {
+        Transport::WebTransport => {
+            let names = vec![context.public_addr.ip().to_string(), "localhost".to_owned()];
+            match WebTransportCert::generate(&names, Duration::from_secs(13 * 24 * 3600)) {
+                Ok(cert) => Some(cert),
+                Err(error) => {
+                    error!("{error}; falling back to UDP");
+                    None
+                }
+            }
+        }
+        Transport::Udp => None,
+    }
+}
+
+/// Spawns the lightyear netcode server on `bind_addr`: WebTransport with `cert`, UDP without.
+/// It starts listening when `Start` is triggered on the returned entity.
+pub(crate) fn spawn_netcode_server(
+    app: &mut App,
+    netcode: lightyear::netcode::server_plugin::NetcodeConfig,
+    bind_addr: std::net::SocketAddr,
+    cert: Option<&WebTransportCert>,
+) -> Entity {
+    let mut server = app.world_mut().spawn((
+        Name::new("bevygap game server"),
+        NetcodeServer::new(netcode),
+        LocalAddr(bind_addr),
+    ));
+    match cert {
+        Some(cert) => match webtransport_identity(cert) {
+            Ok(identity) => {
+                server.insert(WebTransportServerIo {
+                    certificate: identity,
+                });
+            }
+            Err(error) => error!("WebTransport identity: {error}"),
+        },
+        None => {
+            server.insert(ServerUdpIo::default());
+        }
+    }
+    server.id()
 }
 
 fn webtransport_identity(cert: &WebTransportCert) -> Result<Identity, String> {
