@@ -70,12 +70,21 @@ fn wait_for_state(page: &mut BrowserPage, want: &str) -> (String, String) {
     })
 }
 
-/// An environment with WebTransport game servers, one seat each.
-fn webtransport_env() -> DemoEnv {
+/// An environment with WebTransport game servers of `seats` seats.
+fn webtransport_env(seats: u32) -> DemoEnv {
     let mut config = demo_config(DemoFleet::Local);
     config.transport = "webtransport".into();
-    config.seats_per_server = 1;
+    config.seats_per_server = seats;
     DemoEnv::start(&config).unwrap()
+}
+
+/// Waits until the page shows `count` players, this one marked "you".
+fn wait_for_players(page: &mut BrowserPage, count: usize) {
+    wait_until(&format!("{count} players on the page"), WAIT, || {
+        let shown = page.attribute_of("players", "data-count").unwrap();
+        (shown == Some(count.to_string())).then_some(())
+    });
+    assert!(page.text_of("players").unwrap().contains("(you)"));
 }
 
 #[test]
@@ -83,10 +92,11 @@ fn a_browser_gets_a_session_connects_over_webtransport_and_the_server_counts_it(
     let Some((chromium, dir)) = chromium_and_page() else {
         return;
     };
-    let env = webtransport_env();
+    // Two seats per server: the second browser joins the first one's server.
+    let env = webtransport_env(2);
     let pages = PageServer::start(dir);
     let url = pages.url("index.html", &format!("matchmaker={}", env.simplenet_url()));
-    let mut page = chromium.open(&url, 900, 760).unwrap();
+    let mut page = chromium.open(&url, 900, 640).unwrap();
 
     let (state, detail) = wait_for_state(&mut page, "Connected");
     assert_eq!(
@@ -105,11 +115,17 @@ fn a_browser_gets_a_session_connects_over_webtransport_and_the_server_counts_it(
     wait_until("the server's connection record", WAIT, || {
         (env.observed(|o| o.connections_now.len()) == 1).then_some(())
     });
-    wait_until("the players list on the page", WAIT, || {
-        let count = page.attribute_of("players", "data-count").unwrap();
-        (count.as_deref() == Some("1")).then_some(())
+    wait_for_players(&mut page, 1);
+
+    let mut second = chromium.open(&url, 900, 640).unwrap();
+    let (state, detail) = wait_for_state(&mut second, "Connected");
+    assert_eq!(state, "Connected", "the second page failed: {detail}");
+    wait_until("both connection records", WAIT, || {
+        (env.observed(|o| o.connections_now.len()) == 2).then_some(())
     });
-    assert!(page.text_of("players").unwrap().contains("(you)"));
+    assert_eq!(env.observed(|o| o.leases.len()), 1, "one server for both");
+    wait_for_players(&mut page, 2);
+    wait_for_players(&mut second, 2);
 
     let connected_ms = page
         .eval("document.body.dataset.connectedMs")
@@ -137,13 +153,13 @@ fn a_refused_request_shows_its_error_on_the_page() {
     let Some((chromium, dir)) = chromium_and_page() else {
         return;
     };
-    let env = webtransport_env();
+    let env = webtransport_env(1);
     let pages = PageServer::start(dir);
     let url = pages.url(
         "index.html",
         &format!("matchmaker={}&version=999", env.simplenet_url()),
     );
-    let mut page = chromium.open(&url, 900, 760).unwrap();
+    let mut page = chromium.open(&url, 900, 640).unwrap();
     let (state, detail) = wait_for_state(&mut page, "Failed");
     assert_eq!(state, "Failed");
     assert!(
@@ -163,7 +179,7 @@ fn the_seed_books_plain_javascript_websocket_snippet_gets_a_session() {
     let Some((chromium, dir)) = chromium_and_page() else {
         return;
     };
-    let env = webtransport_env();
+    let env = webtransport_env(1);
     let pages = PageServer::start(dir);
     let status = |page: &mut BrowserPage, want: &str| {
         wait_until(&format!("the snippet's status {want}"), WAIT, || {

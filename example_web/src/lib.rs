@@ -13,5 +13,6 @@
 
 pub mod protocol;
 
-#[cfg(target_arch = "wasm32")]
+// The page runs only in a browser; host builds leave it out, but clippy lints it everywhere.
+#[cfg(any(target_arch = "wasm32", clippy))]
 mod page;
