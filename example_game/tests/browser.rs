@@ -70,6 +70,12 @@ fn wait_for_state(page: &mut BrowserPage, want: &str) -> (String, String) {
     })
 }
 
+/// Page time (ms) at which the client reached `Connected`.
+fn connected_ms(page: &mut BrowserPage) -> f64 {
+    let value = page.eval("document.body.dataset.connectedMs").unwrap();
+    value.as_str().unwrap().parse().unwrap()
+}
+
 /// An environment with WebTransport game servers of `seats` seats.
 fn webtransport_env(seats: u32) -> DemoEnv {
     let mut config = demo_config(DemoFleet::Local);
@@ -127,14 +133,12 @@ fn a_browser_gets_a_session_connects_over_webtransport_and_the_server_counts_it(
     wait_for_players(&mut page, 2);
     wait_for_players(&mut second, 2);
 
-    let connected_ms = page
-        .eval("document.body.dataset.connectedMs")
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .parse::<f64>()
-        .unwrap();
-    println!("page load -> Connected: {connected_ms:.0} ms");
+    // The README's figures: the first page waited for a server to start, the second did not.
+    println!(
+        "page load -> Connected: {:.0} ms with a server start, {:.0} ms to a running server",
+        connected_ms(&mut page),
+        connected_ms(&mut second)
+    );
 
     let screenshot =
         std::env::temp_dir().join(format!("bevygap-browser-{}.png", std::process::id()));
@@ -218,4 +222,51 @@ fn the_seed_books_plain_javascript_websocket_snippet_gets_a_session() {
     let log = refused.text_of("log").unwrap();
     assert_eq!(reached, "error", "{log}");
     assert!(log.contains(r#"{"Error":["#), "{log}");
+}
+
+#[test]
+fn demo_browser_prints_a_url_that_plays_and_ctrl_c_stops_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let Some((chromium, _)) = chromium_and_page() else {
+        return;
+    };
+    let web_port = bevygap_test_support::free_tcp_port().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--browser", "--web-port", &web_port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = None;
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("[serve] up") {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("[serve] browser client") {
+            url = Some(rest.trim().to_owned());
+        }
+    }
+    let url = url.expect("the browser URL is printed");
+    assert!(url.starts_with(&format!("http://127.0.0.1:{web_port}/?matchmaker=ws://")));
+
+    let mut page = chromium.open(&url, 900, 640).unwrap();
+    let (state, detail) = wait_for_state(&mut page, "Connected");
+    assert_eq!(state, "Connected", "{detail}");
+    drop(page);
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    // It says what it stops (and ends its output) before it exits.
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.iter().any(|l| l == "[serve] stopped"), "{rest:?}");
+    let status = wait_until("the demo to stop on Ctrl-C", WAIT, || {
+        demo.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
 }
