@@ -18,7 +18,10 @@ use bevygap_shared::nats::{BucketSpec, NatsSettings, SeatLedger, connect};
 use bevygap_shared::schema::Transport;
 use bevygap_shared::token_data::TokenUserData;
 use lightyear::netcode::ConnectToken;
-use support::{RawClient, demo_config, request_session, settle, try_connect, wait_for};
+use support::{
+    RawClient, connect_retrying_denials, demo_config, request_session, settle, try_connect,
+    wait_for,
+};
 
 fn config(token_expire_secs: u32) -> DemoConfig {
     DemoConfig {
@@ -130,7 +133,9 @@ fn a_nats_restart_between_the_token_and_the_connection_loses_nothing() {
     let mut env = DemoEnv::start(&config(15)).unwrap();
     let (token, _) = session(&env);
     env.nats_server.restart().unwrap();
-    try_connect(&token).expect("the reservation outlives the restart");
+    // The server may learn of the reservation only once its watch is back: the first handshake
+    // can be denied, and the client plugin tries again (as here).
+    connect_retrying_denials(&token, 8).expect("the reservation outlives the restart");
 }
 
 #[test]

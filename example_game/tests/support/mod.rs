@@ -184,3 +184,17 @@ pub fn try_connect(token: &[u8]) -> Result<(), String> {
     client.disconnect();
     outcome
 }
+
+/// Connects with `token` like the client plugin does: a handshake the server denies because it
+/// has not seen the reservation yet (its seat watch trails, e.g. across a NATS restart) is tried
+/// again, up to `attempts` times; a denial does not use the token up.
+pub fn connect_retrying_denials(token: &[u8], attempts: u32) -> Result<(), String> {
+    let mut outcome = try_connect(token);
+    for _ in 1..attempts {
+        match &outcome {
+            Err(reason) if reason.contains("ConnectionDenied") => outcome = try_connect(token),
+            _ => break,
+        }
+    }
+    outcome
+}
