@@ -15,6 +15,8 @@
 //! - [`intake`]: the websocket endpoints (`/ws` simplenet, `/matchmaker/ws` seed JSON).
 //! - [`kv_bridge`]: NATS KV watches in (leases, the seat ledger), compare-and-set seat writes out.
 //! - [`player_check`]: an optional signed player token before a request is served.
+//! - [`queues`]: matchmaking queues (profiles from `--queues`, and the matcher that groups
+//!   tickets into teams and matches).
 //! - [`presence`]: which matchmakers are running (the Edgegap rate budget is shared among them).
 //! - [`shutdown`]: the graceful stop.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators.
@@ -50,6 +52,7 @@ pub mod nats_jwt;
 pub mod placement;
 pub mod player_check;
 pub mod presence;
+pub mod queues;
 pub mod runtime;
 pub mod seats;
 pub mod shutdown;

@@ -2,6 +2,7 @@
 //!
 //! Two encodings of one conversation:
 //! - [`channel`]: the `bevy_simplenet` channel used by `bevygap_client_plugin` (native and WASM);
+//! - [`queue`]: what a request to a matchmaking queue carries (queue, attributes, party), in both;
 //! - [`seed_json`]: the plain JSON of the original bevygap's `/matchmaker/ws`, kept so existing clients
 //!   and a browser `WebSocket` work unchanged.
 //!
@@ -11,6 +12,7 @@
 pub mod channel;
 mod error_code;
 mod game_ref;
+pub mod queue;
 pub mod seed_json;
 
 pub use error_code::ErrorCode;
