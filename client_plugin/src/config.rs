@@ -39,6 +39,10 @@ pub struct BevygapClientConfig {
     /// client mints its own token with the public all-zero key (see [`crate::direct`]). `None`
     /// (the default) asks the matchmaker.
     pub direct: Option<DirectServer>,
+    /// A matchmaking queue to ask (its name, the ticket's attributes and party); `None` (the
+    /// default) asks for any free seat. A match's team and the party's other sessions arrive in
+    /// [`BevygapMatch`](crate::matchmaking::BevygapMatch).
+    pub queue: Option<bevygap_shared::protocol::queue::QueueRequest>,
 }
 
 impl Default for BevygapClientConfig {
@@ -53,6 +57,7 @@ impl Default for BevygapClientConfig {
             connect_timeout: Duration::from_secs(15),
             player_token: None,
             direct: None,
+            queue: None,
         }
     }
 }

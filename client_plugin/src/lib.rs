@@ -44,6 +44,7 @@ pub use state::BevygapClientState;
 pub mod prelude {
     pub use crate::config::{BevygapClientConfig, MatchmakerProtocol};
     pub use crate::direct::DirectServer;
+    pub use crate::matchmaking::BevygapMatch;
     pub use crate::state::BevygapClientState;
     pub use crate::{BevygapClientPlugin, BevygapClientSystems, BevygapConnectExt};
 }

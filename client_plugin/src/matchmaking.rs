@@ -6,8 +6,8 @@ use bevy::prelude::*;
 use bevy_simplenet::{AuthRequest, Client, ClientConfig, ClientEvent, ClientFactory, ClientReport};
 use bevygap_shared::protocol::GameRef;
 use bevygap_shared::protocol::channel::{
-    CHANNEL_PROTOCOL_VERSION, ClientHello, ClientMsg, MatchRequest, MatchResult, MatchmakerChannel,
-    ServerMsg, SessionInfo,
+    CHANNEL_PROTOCOL_VERSION, ClientHello, ClientMsg, MatchMode, MatchRequest, MatchResult,
+    MatchedSessions, MatchmakerChannel, ServerMsg, SessionInfo,
 };
 
 use crate::config::BevygapClientConfig;
@@ -29,6 +29,45 @@ pub struct MatchmakerRequest {
 #[derive(Resource, Debug, Clone)]
 pub struct ReceivedSession(pub SessionInfo);
 
+/// What a matchmaking queue matched this client into (with [`BevygapClientConfig::queue`]): its
+/// team, and the sessions of the party's other players, for the game to hand to them (this
+/// client connects with the first). Replaced by each match; removed by a new request.
+#[derive(Resource, Debug, Clone, PartialEq, Eq)]
+pub struct BevygapMatch {
+    /// This ticket's team (0-based).
+    pub team: u32,
+    /// Teams in the match.
+    pub teams: u32,
+    /// Sessions for the other players of the party, in the party's order.
+    pub party_sessions: Vec<SessionInfo>,
+}
+
+/// Hands a queue's match on: the first session to the connection, the rest to the game.
+pub(crate) fn receive_match(
+    commands: &mut Commands,
+    state: &mut BevygapClientState,
+    matched: MatchedSessions,
+) -> Result<(), String> {
+    let mut sessions = matched.sessions.into_iter();
+    let Some(first) = sessions.next() else {
+        return Err("the matchmaker sent a match without a session".into());
+    };
+    info!(
+        "bevygap: matched on team {} of {}, server {}",
+        matched.team,
+        matched.teams,
+        first.server_addr()
+    );
+    commands.insert_resource(BevygapMatch {
+        team: matched.team,
+        teams: matched.teams,
+        party_sessions: sessions.collect(),
+    });
+    commands.insert_resource(ReceivedSession(first));
+    *state = BevygapClientState::Connecting;
+    Ok(())
+}
+
 /// Why a request ended without a session.
 fn failure(state: &mut BevygapClientState, commands: &mut Commands, reason: String) {
     warn!("bevygap: matchmaking failed: {reason}");
@@ -47,6 +86,7 @@ pub fn start_request(world: &mut World) {
         return;
     }
     world.remove_resource::<ReceivedSession>();
+    world.remove_resource::<BevygapMatch>();
     world.remove_resource::<crate::connection::RetryRefusedConnection>();
     if let Some(server) = &settings.direct {
         crate::direct::start_direct(world, server);
@@ -73,6 +113,13 @@ pub fn start_request(world: &mut World) {
                         .player_token
                         .as_ref()
                         .map(|t| t.expose().to_owned()),
+                    queue: settings.queue.as_ref().map(|q| q.queue.clone()),
+                    attributes: settings.queue.as_ref().map(|q| q.attributes.clone()),
+                    party: settings
+                        .queue
+                        .as_ref()
+                        .map(|q| q.party.clone())
+                        .unwrap_or_default(),
                 },
                 now,
             );
@@ -143,6 +190,11 @@ pub fn poll_matchmaker(
                             .player_token
                             .as_ref()
                             .map(|t| t.expose().to_owned()),
+                        mode: settings
+                            .0
+                            .queue
+                            .clone()
+                            .map_or(MatchMode::Seat, MatchMode::Queue),
                         ..MatchRequest::default()
                     });
                     request.sent = true;
@@ -168,6 +220,14 @@ pub fn poll_matchmaker(
                 commands.remove_resource::<MatchmakerRequest>();
                 commands.insert_resource(ReceivedSession(session));
                 *state = BevygapClientState::Connecting;
+                return;
+            }
+            ClientEvent::Response(MatchResult::Matched(matched), _) => {
+                request.client.close();
+                commands.remove_resource::<MatchmakerRequest>();
+                if let Err(reason) = receive_match(&mut commands, &mut state, matched) {
+                    return failure(&mut state, &mut commands, reason);
+                }
                 return;
             }
             ClientEvent::Response(MatchResult::Failed(error), _) => {
@@ -219,6 +279,14 @@ pub fn poll_seed_json(
                 commands.remove_resource::<SeedConversation>();
                 commands.insert_resource(ReceivedSession(session));
                 *state = BevygapClientState::Connecting;
+                return;
+            }
+            Ok(SeedEvent::Matched(matched)) => {
+                commands.remove_resource::<SeedConversation>();
+                if let Err(reason) = receive_match(&mut commands, &mut state, matched) {
+                    warn!("bevygap: matchmaking failed: {reason}");
+                    *state = BevygapClientState::Failed(reason);
+                }
                 return;
             }
             Ok(SeedEvent::Failed(reason)) => {

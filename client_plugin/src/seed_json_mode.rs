@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bevygap_shared::protocol::channel::SessionInfo;
+use bevygap_shared::protocol::channel::{MatchedSessions, SessionInfo};
 use bevygap_shared::protocol::seed_json::{SeedRequest, SeedResponse};
 use bevygap_shared::schema::{CertDigest, Transport};
 
@@ -16,6 +16,8 @@ pub enum SeedEvent {
     Progress(String),
     /// The session.
     Ready(SessionInfo),
+    /// A queue's match.
+    Matched(MatchedSessions),
     /// The conversation failed.
     Failed(String),
 }
@@ -113,6 +115,22 @@ async fn converse(
             } => {
                 let session = session_from(&token, &ip, port, &cert_digest)?;
                 let _ = tx.send(SeedEvent::Ready(session));
+                return Ok(());
+            }
+            SeedResponse::MatchReady {
+                team,
+                teams,
+                sessions,
+            } => {
+                let sessions = sessions
+                    .iter()
+                    .map(|s| session_from(&s.token, &s.ip, s.port, &s.cert_digest))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let _ = tx.send(SeedEvent::Matched(MatchedSessions {
+                    team,
+                    teams,
+                    sessions,
+                }));
                 return Ok(());
             }
             SeedResponse::Error(code, text) => return Err(format!("{code}: {text}")),

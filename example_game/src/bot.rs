@@ -69,6 +69,7 @@ pub fn run_bot_with(
             // For a matchmaker that checks players: the token the game's backend signed.
             player_token: std::env::var("BEVYGAP_PLAYER_TOKEN").ok().map(Into::into),
             direct: None,
+            queue: None,
         }))
         .insert_resource(Bot {
             started: Instant::now(),

@@ -78,6 +78,7 @@ fn reused_expired_and_foreign_tokens_are_refused() {
         deployment_id: "another-server".into(),
         reservation_id: "r-forged".into(),
         expires_at_ms: bevygap_shared::time::now_millis() + 10_000,
+        team: None,
     };
     let foreign = ConnectToken::build(server, PROTOCOL_ID, 4_242_424_242, env.key)
         .expire_seconds(10)

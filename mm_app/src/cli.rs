@@ -114,6 +114,10 @@ pub struct Cli {
     /// Seconds a ticket may wait for a seat before failing with a timeout.
     #[arg(long, env = "BEVYGAP_TICKET_TIMEOUT_SECS", default_value_t = 60)]
     pub ticket_timeout_secs: u64,
+    /// Matchmaking queue profiles, a `.toml` or `.json` file (teams, sizes, rules, waits);
+    /// requests that name a queue are matched by it, the others get any free seat.
+    #[arg(long, env = "BEVYGAP_QUEUES")]
+    pub queues: Option<std::path::PathBuf>,
     /// Seconds a connect token (and its reserved seat) stays valid for the first connection.
     #[arg(long, env = "BEVYGAP_TOKEN_EXPIRE_SECS", default_value_t = 15)]
     pub token_expire_secs: u32,
@@ -516,6 +520,11 @@ impl Cli {
                 expected_capacity: self.seats_per_server,
                 max_starting: self.max_starting.max(1),
                 scale_to_zero: true,
+                queues: match &self.queues {
+                    None => crate::queues::QueueProfiles::default(),
+                    Some(path) => crate::queues::QueueProfiles::load(path)
+                        .map_err(|e| ConfigError::invalid("queues", e.to_string()))?,
+                },
             },
             tokens: TokenConfig {
                 protocol_id: self.lightyear_protocol_id,

@@ -39,6 +39,8 @@ pub struct PlacementConfig {
     /// Whether empty deployments are stopped (false for fleets that never stop servers, such
     /// as the static fleet: theirs stay ready for the next player).
     pub scale_to_zero: bool,
+    /// The matchmaking queues (`--queues`); none: every request is for a seat.
+    pub queues: crate::queues::QueueProfiles,
 }
 
 impl Default for PlacementConfig {
@@ -53,6 +55,7 @@ impl Default for PlacementConfig {
             expected_capacity: 8,
             max_starting: 4,
             scale_to_zero: true,
+            queues: crate::queues::QueueProfiles::default(),
         }
     }
 }
@@ -109,6 +112,16 @@ impl Plugin for MatchmakerCorePlugin {
             .init_resource::<LedgerReadiness>()
             .init_resource::<LedgerStats>()
             .init_resource::<Deadlines<Ticket>>()
+            .insert_resource(crate::queues::Queues::new(self.placement.queues.clone()))
+            .init_resource::<crate::queues::matching::LastMatchPass>()
+            .register_type::<crate::queues::Match>()
+            .register_type::<crate::queues::MatchState>()
+            .register_type::<crate::queues::MemberOf>()
+            .register_type::<crate::queues::MatchMembers>()
+            .register_type::<crate::queues::Team>()
+            .register_type::<crate::queues::ServesMatch>()
+            .register_type::<crate::queues::seating::MatchServer>()
+            .register_type::<crate::queues::seating::MatchHost>()
             .add_observer(track_ticket)
             .register_type::<Ticket>()
             .register_type::<TicketState>()
@@ -144,13 +157,19 @@ impl Plugin for MatchmakerCorePlugin {
                         fleet_scaling::apply_allocations,
                         fleet_scaling::apply_ended_deployments,
                         seats::apply_stored_reservations,
+                        crate::queues::seating::apply_match_seats,
                         seats::apply_closed_deployments,
                         fleet_scaling::apply_stop_failures,
                         crate::shutdown::drain_waiting_tickets,
                     )
                         .chain()
                         .in_set(CoreSystems::Apply),
-                    (placement::place_tickets, fleet_scaling::request_deployments)
+                    (
+                        placement::place_tickets,
+                        fleet_scaling::request_deployments,
+                        crate::queues::matching::match_queues,
+                        crate::queues::seating::seat_matches,
+                    )
                         .chain()
                         .in_set(CoreSystems::Place),
                     (

@@ -31,7 +31,10 @@ pub fn request_deployments(
         (&Ticket, &mut TicketState, &TicketResponder),
         Without<crate::seats::RetryAt>,
     >,
-    starting: Query<(&StartingFor, &Seats, &DeploymentState)>,
+    starting: Query<
+        (&StartingFor, &Seats, &DeploymentState),
+        Without<crate::queues::seating::MatchHost>,
+    >,
 ) {
     let mut waiting: HashMap<GameRef, (u32, Vec<std::net::IpAddr>, Option<String>)> =
         HashMap::new();

@@ -169,11 +169,14 @@ impl SummaryParams<'_, '_> {
     /// stops it has not yet seen confirmed.
     pub fn summary(&self) -> Value {
         let (mut queued, mut allocating, mut placed) = (0, 0, 0);
+        let (mut in_queue, mut matched) = (0, 0);
         for state in &self.tickets {
             match state {
                 TicketState::Queued => queued += 1,
                 TicketState::Allocating => allocating += 1,
                 TicketState::Placed { .. } => placed += 1,
+                TicketState::InQueue => in_queue += 1,
+                TicketState::Matched { .. } => matched += 1,
             }
         }
         let storing = self.taking.iter().count();
@@ -199,7 +202,13 @@ impl SummaryParams<'_, '_> {
             })
             .collect();
         let mut summary = json!({
-            "tickets": { "queued": queued, "allocating": allocating, "placed": placed },
+            "tickets": {
+                "queued": queued,
+                "allocating": allocating,
+                "placed": placed,
+                "in_queue": in_queue,
+                "matched": matched,
+            },
             "reservations": { "storing": storing, "issued": issued },
             "deployments": list,
             "ledger": {

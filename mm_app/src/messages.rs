@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use bevy::prelude::*;
 use bevygap_shared::protocol::GameRef;
 use bevygap_shared::protocol::channel::RegionPing;
+use bevygap_shared::protocol::queue::QueueRequest;
 use bevygap_shared::schema::{DeploymentLease, SeatRecord};
 
 use crate::fleet::{Allocation, AllocationRequest, FleetError};
@@ -25,6 +26,8 @@ pub struct TicketRequested {
     pub client_ip: Option<IpAddr>,
     /// Region pings, best first.
     pub region_pings: Vec<RegionPing>,
+    /// The matchmaking queue asked for (validated for size by the endpoint); `None`: any seat.
+    pub queue: Option<QueueRequest>,
     /// Where updates go.
     pub responder: TicketResponder,
 }

@@ -352,16 +352,21 @@ pub fn sample_metrics(
     *last = Some(now);
     let m = &metrics.0;
     let (mut queued, mut allocating, mut placed) = (0, 0, 0);
+    let (mut in_queue, mut matched) = (0, 0);
     for state in &tickets {
         match state {
             TicketState::Queued => queued += 1,
             TicketState::Allocating => allocating += 1,
             TicketState::Placed { .. } => placed += 1,
+            TicketState::InQueue => in_queue += 1,
+            TicketState::Matched { .. } => matched += 1,
         }
     }
     Metrics::set(&m.tickets, "queued", queued);
     Metrics::set(&m.tickets, "allocating", allocating);
     Metrics::set(&m.tickets, "placed", placed);
+    Metrics::set(&m.tickets, "in_queue", in_queue);
+    Metrics::set(&m.tickets, "matched", matched);
     let (mut starting, mut ready, mut closing, mut stopping) = (0, 0, 0, 0);
     let (mut free, mut used) = (0u64, 0u64);
     for (state, seats, info) in &deployments {

@@ -64,13 +64,16 @@ pub fn place_tickets(
         (Entity, &Ticket, &mut TicketState, &TicketResponder),
         Without<crate::seats::RetryAt>,
     >,
-    mut deployments: Query<(
-        Entity,
-        &DeploymentId,
-        &DeploymentState,
-        &DeploymentInfo,
-        &mut Seats,
-    )>,
+    mut deployments: Query<
+        (
+            Entity,
+            &DeploymentId,
+            &DeploymentState,
+            &DeploymentInfo,
+            &mut Seats,
+        ),
+        Without<crate::queues::seating::MatchHost>,
+    >,
 ) {
     if !std::mem::take(&mut dirty.0) {
         return;
@@ -127,6 +130,7 @@ pub fn place_tickets(
             deployment_id: best.id.clone(),
             reservation_id: reservation_id.clone(),
             expires_at_ms,
+            team: None,
         };
         let token = match minter.mint(best.info.public_addr, client_id, &data) {
             Ok(token) => token,

@@ -184,7 +184,7 @@ pub fn apply_stored_reservations(
     mut dirty: ResMut<PlacementDirty>,
     mut stats: ResMut<LedgerStats>,
     mut free: MessageWriter<FreeSeat>,
-    reservations: Query<&SeatReservation>,
+    reservations: Query<&SeatReservation, Without<crate::queues::seating::MatchSeat>>,
     mut tickets: Query<(
         &Ticket,
         &mut TicketState,

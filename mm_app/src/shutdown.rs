@@ -35,7 +35,10 @@ pub fn drain_waiting_tickets(
         return;
     }
     for (entity, ticket, state, responder) in &tickets {
-        if matches!(state, TicketState::Queued | TicketState::Allocating) {
+        if matches!(
+            state,
+            TicketState::Queued | TicketState::Allocating | TicketState::InQueue
+        ) {
             fail_ticket(
                 &mut commands,
                 entity,

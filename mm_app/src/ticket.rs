@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::core_plugin::{Placement, PlacementDirty};
 use crate::deadlines::Deadlines;
 use crate::messages::{TicketCancelled, TicketRequested};
+use crate::queues::tickets::{QueueTicket, Queues, admit};
 
 /// A ticket's id: `t-` and 16 hex digits, unique per matchmaker run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Reflect)]
@@ -62,6 +63,13 @@ pub enum TicketState {
     Placed {
         /// The reservation entity.
         reservation: Entity,
+    },
+    /// Waiting in a matchmaking queue for a match ([`crate::queues`]).
+    InQueue,
+    /// In a match, waiting for the match's server and seats ([`crate::queues::seating`]).
+    Matched {
+        /// The match entity.
+        with: Entity,
     },
 }
 
@@ -160,13 +168,16 @@ pub(crate) fn send_status(
     );
 }
 
-/// Spawns a ticket per request for a game this matchmaker serves; refuses the others.
+/// Spawns a ticket per request for a game this matchmaker serves; refuses the others. A request
+/// naming a queue joins it ([`TicketState::InQueue`]) when it fits the queue's profile.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_tickets(
     mut commands: Commands,
     mut requests: MessageReader<TicketRequested>,
     mut index: ResMut<TicketIndex>,
     mut dirty: ResMut<PlacementDirty>,
     placement: Res<Placement>,
+    mut queues: ResMut<Queues>,
     shutting_down: Option<Res<crate::shutdown::ShuttingDown>>,
     time: Res<Time>,
 ) {
@@ -211,28 +222,68 @@ pub fn spawn_tickets(
             );
             continue;
         }
+        let queued = match &request.queue {
+            None => None,
+            Some(queue) => match admit(&queues.profiles, &request.game, queue) {
+                Ok(index) => Some(QueueTicket {
+                    queue: index,
+                    request: queue.clone(),
+                    enqueued_at: now,
+                    key: queues.next_key(),
+                    told: None,
+                }),
+                Err(refused) => {
+                    debug!("ticket `{}`: {refused}", request.ticket_id);
+                    request.responder.send(
+                        &request.ticket_id,
+                        TicketUpdate::Result(MatchResult::Failed(MatchError::new(
+                            ErrorCode::BadRequest,
+                            refused.to_string(),
+                        ))),
+                    );
+                    continue;
+                }
+            },
+        };
+        // A queue ticket's own deadline is its queue's max wait (see `crate::queues`); this one
+        // only bounds it.
+        let longest = queued
+            .as_ref()
+            .map_or(Duration::ZERO, |q| queues.profiles.0[q.queue].max_wait);
         let ticket = Ticket {
             id: request.ticket_id.clone(),
             game: request.game.clone(),
             client_ip: request.client_ip,
             region_pings: request.region_pings.clone(),
             created_at: now,
-            deadline: now + placement.0.ticket_timeout,
+            deadline: now + longest + placement.0.ticket_timeout,
         };
-        send_status(
-            &request.responder,
-            &ticket.id,
-            MatchStage::Queued,
-            "Looking for a game server",
-        );
-        let entity = commands
-            .spawn((
-                Name::new(format!("ticket {}", ticket.id)),
-                ticket,
-                TicketState::Queued,
-                request.responder.clone(),
-            ))
-            .id();
+        let mut spawned = commands.spawn((
+            Name::new(format!("ticket {}", ticket.id)),
+            request.responder.clone(),
+        ));
+        match queued {
+            None => {
+                send_status(
+                    &request.responder,
+                    &ticket.id,
+                    MatchStage::Queued,
+                    "Looking for a game server",
+                );
+                spawned.insert((ticket, TicketState::Queued));
+            }
+            Some(queued) => {
+                send_status(
+                    &request.responder,
+                    &ticket.id,
+                    MatchStage::Queued,
+                    &format!("In queue {}", queues.profiles.0[queued.queue].name),
+                );
+                spawned.insert((ticket, TicketState::InQueue, queued));
+                queues.dirty = true;
+            }
+        }
+        let entity = spawned.id();
         // Filed now as well as by the hook, so a repeat within this frame is caught.
         index.0.insert(request.ticket_id.clone(), entity);
         dirty.0 = true;

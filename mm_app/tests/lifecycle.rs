@@ -20,7 +20,7 @@ use support::core_harness::*;
 fn failure_code(result: &MatchResult) -> Option<ErrorCode> {
     match result {
         MatchResult::Failed(e) => Some(e.code),
-        MatchResult::Ready(_) => None,
+        MatchResult::Ready(_) | MatchResult::Matched(_) => None,
     }
 }
 
@@ -196,6 +196,7 @@ fn tokens_name_the_deployment_and_reservation_in_authenticated_user_data() {
         deployment_id: "dep-a".into(),
         reservation_id: record.reservation_id.clone(),
         expires_at_ms: record.expires_at_ms,
+        team: None,
     };
     assert!(expected.encode().is_ok());
     assert!(record.expires_at_ms > record.issued_at_ms);

@@ -230,6 +230,7 @@ mod tests {
             deployment_id: deployment.into(),
             reservation_id: format!("r-{client_id}"),
             expires_at_ms: 11_000,
+            team: None,
         }
     }
 

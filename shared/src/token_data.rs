@@ -5,8 +5,9 @@
 //! reservation the token was minted for, and when the reservation expires.
 //!
 //! Layout: byte 0 is the format (1); then the deployment id and the reservation id, each as one
-//! length byte and that many bytes; then the expiry as 8 bytes little-endian Unix milliseconds; the
-//! rest is zero.
+//! length byte and that many bytes; then the expiry as 8 bytes little-endian Unix milliseconds;
+//! then, for a player placed by a matchmaking queue, a byte 1 and the team as 4 bytes
+//! little-endian; the rest is zero (a token of the seat flow has no team).
 
 use crate::error::ProtocolError;
 use crate::time::UnixMillis;
@@ -25,6 +26,8 @@ pub struct TokenUserData {
     pub reservation_id: String,
     /// When the reservation expires.
     pub expires_at_ms: UnixMillis,
+    /// The team of a player placed by a matchmaking queue.
+    pub team: Option<u32>,
 }
 
 impl TokenUserData {
@@ -49,6 +52,10 @@ impl TokenUserData {
             at += 1 + bytes.len();
         }
         out[at..at + 8].copy_from_slice(&self.expires_at_ms.to_le_bytes());
+        if let Some(team) = self.team {
+            out[at + 8] = 1;
+            out[at + 9..at + 13].copy_from_slice(&team.to_le_bytes());
+        }
         Ok(out)
     }
 
@@ -72,12 +79,22 @@ impl TokenUserData {
         }
         let mut expiry = [0u8; 8];
         expiry.copy_from_slice(&data[at..at + 8]);
+        let team = match data[at + 8] {
+            0 => None,
+            1 => {
+                let mut team = [0u8; 4];
+                team.copy_from_slice(&data[at + 9..at + 13]);
+                Some(u32::from_le_bytes(team))
+            }
+            other => return Err(malformed(&format!("team marker {other}"))),
+        };
         let reservation_id = fields.pop().unwrap_or_default();
         let deployment_id = fields.pop().unwrap_or_default();
         Ok(Self {
             deployment_id,
             reservation_id,
             expires_at_ms: u64::from_le_bytes(expiry),
+            team,
         })
     }
 }
@@ -92,10 +109,19 @@ mod tests {
             deployment_id: "local-1".into(),
             reservation_id: "r".repeat(64),
             expires_at_ms: 1_700_000_000_123,
+            team: None,
         };
         assert_eq!(
             TokenUserData::decode(&data.encode().unwrap()).unwrap(),
             data
+        );
+        let teamed = TokenUserData {
+            team: Some(3),
+            ..data
+        };
+        assert_eq!(
+            TokenUserData::decode(&teamed.encode().unwrap()).unwrap(),
+            teamed
         );
     }
 
@@ -110,7 +136,18 @@ mod tests {
             deployment_id: "x".repeat(65),
             reservation_id: "r".into(),
             expires_at_ms: 0,
+            team: None,
         };
         assert!(long.encode().is_err());
+        let mut bad_team = TokenUserData {
+            deployment_id: "d".into(),
+            reservation_id: "r".into(),
+            expires_at_ms: 0,
+            team: None,
+        }
+        .encode()
+        .unwrap();
+        bad_team[1 + 2 + 2 + 8] = 7;
+        assert!(TokenUserData::decode(&bad_team).is_err());
     }
 }

@@ -118,6 +118,7 @@ fn token_user_data_decodes_or_refuses_any_bytes() {
         deployment_id: "dep-a".into(),
         reservation_id: "r-6b1f".into(),
         expires_at_ms: 1_700_000_000_000,
+        team: Some(1),
     }
     .encode()
     .expect("encodes");

@@ -123,6 +123,7 @@ fn token_minting(profile: &Profile, out: &mut serde_json::Map<String, serde_json
         deployment_id: "dep-1".into(),
         reservation_id: "r-0123456789abcdef".into(),
         expires_at_ms: 0,
+        team: None,
     };
     let started = Instant::now();
     for i in 0..profile.tokens {
@@ -191,6 +192,7 @@ fn frame_time(
             game: GameRef::new(GAME, VERSION),
             client_ip: None,
             region_pings: Vec::new(),
+            queue: None,
             responder: TicketResponder(tx.clone()),
         });
     }

@@ -115,7 +115,9 @@ impl Intake {
         add_inbox::<TicketRequested>(app);
         add_inbox::<TicketCancelled>(app);
         let runtime = app.world().resource::<AsyncRuntime>().0.clone();
-        let ticket_timeout = app.world().resource::<Placement>().0.ticket_timeout;
+        // A queue ticket waits up to its queue's max wait before its match gets a server.
+        let placement = &app.world().resource::<Placement>().0;
+        let ticket_timeout = placement.ticket_timeout + placement.queues.longest_wait();
         let limits = self.config.limits.clone();
         let limiter =
             || ConnectionLimiter::new(limits.max_connections, limits.max_connections_per_ip);

@@ -160,6 +160,7 @@ async fn serve(
         .requests
         .send(TicketRequested {
             ticket_id: ticket_id.clone(),
+            queue: request.queue_request(),
             game: request.game,
             client_ip: Some(ip),
             region_pings: Vec::new(),
@@ -190,12 +191,13 @@ async fn serve(
                 Some((_, TicketUpdate::Result(result))) => {
                     if let Some(metrics) = &endpoint.metrics {
                         match &result {
-                            MatchResult::Ready(_) => metrics.token_issued(SEED_JSON, requested_at.elapsed()),
+                            MatchResult::Ready(_) | MatchResult::Matched(_) => metrics.token_issued(SEED_JSON, requested_at.elapsed()),
                             MatchResult::Failed(error) => metrics.request_failed(SEED_JSON, error.code.code()),
                         }
                     }
                     let message = match &result {
                         MatchResult::Ready(session) => SeedResponse::ready(session),
+                        MatchResult::Matched(matched) => SeedResponse::matched(matched),
                         MatchResult::Failed(error) => SeedResponse::error(error.code, error.message.clone()),
                     };
                     send(&mut socket, &message).await;

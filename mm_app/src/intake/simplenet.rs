@@ -30,8 +30,8 @@ use axum::response::{IntoResponse, Response};
 use bevy_simplenet::AuthRequest;
 use bevygap_shared::protocol::ErrorCode;
 use bevygap_shared::protocol::channel::{
-    CHANNEL_PROTOCOL_VERSION, ClientHello, ClientMsg, MatchError, MatchRequest, MatchResult,
-    MatchStatus, ServerMsg,
+    CHANNEL_PROTOCOL_VERSION, ClientHello, ClientMsg, MatchError, MatchMode, MatchRequest,
+    MatchResult, MatchStatus, ServerMsg,
 };
 use bevygap_shared::untrusted::Untrusted;
 use bincode::Options;
@@ -351,6 +351,13 @@ impl Connection {
                 .send(&refuse(ErrorCode::BadRequest, error.to_string()))
                 .await;
         }
+        if let MatchMode::Queue(queue) = &request.mode
+            && let Err(error) = queue.validate()
+        {
+            return self
+                .send(&refuse(ErrorCode::BadRequest, error.to_string()))
+                .await;
+        }
         if let Some(players) = &self.endpoint.players
             && let Err(refused) = players.verify(request.player_token.as_deref())
         {
@@ -369,6 +376,10 @@ impl Connection {
                 game: hello.game.clone(),
                 client_ip: Some(self.ip),
                 region_pings: request.region_pings,
+                queue: match request.mode {
+                    MatchMode::Seat => None,
+                    MatchMode::Queue(queue) => Some(queue),
+                },
                 responder: TicketResponder(tx),
             })
             .await;
@@ -404,7 +415,7 @@ impl Connection {
                 let id = pending.request_id;
                 if let Some(metrics) = &self.endpoint.metrics {
                     match &result {
-                        MatchResult::Ready(_) => {
+                        MatchResult::Ready(_) | MatchResult::Matched(_) => {
                             metrics.token_issued(SIMPLENET, pending.requested_at.elapsed());
                         }
                         MatchResult::Failed(error) => {

@@ -4,10 +4,22 @@
 //!
 //! - [`profile`]: the queues of the `--queues` file (TOML or JSON), validated at start;
 //! - [`matcher`]: forming matches from the tickets waiting in one queue, a pure and deterministic
-//!   function with a work budget.
+//!   function with a work budget;
+//! - [`tickets`]: a request that names a queue, checked against its profile, waiting in it;
+//! - [`matching`]: the system that runs the matcher each frame within a time budget, spawns
+//!   [`Match`] entities with their tickets as [`MemberOf`] and [`Team`], expires tickets at their
+//!   max wait and tells the others their position, estimated wait and widened windows;
+//! - [`seating`]: a match's server (an empty one, or a fresh one from the fleet) and its seats,
+//!   taken in the seat ledger by compare-and-set, each token carrying the player's team.
 
 pub mod matcher;
+pub mod matching;
 pub mod profile;
+pub mod seating;
+pub mod tickets;
 
 pub use matcher::{Budget, MatchPlan, Waiting, form_matches};
+pub use matching::{Match, MatchMembers, MemberOf, Team};
 pub use profile::{Expansion, QueueConfigError, QueueProfile, QueueProfiles, Rule};
+pub use seating::{MatchState, ServesMatch};
+pub use tickets::{QueueRefusal, QueueStats, QueueTicket, Queues};

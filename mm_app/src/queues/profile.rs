@@ -226,6 +226,11 @@ impl QueueProfiles {
     pub fn get(&self, name: &str) -> Option<&QueueProfile> {
         self.0.iter().find(|q| q.name == name)
     }
+
+    /// The longest max wait of any queue (zero without queues).
+    pub fn longest_wait(&self) -> Duration {
+        self.0.iter().map(|q| q.max_wait).max().unwrap_or_default()
+    }
 }
 
 /// The file's shape.

@@ -15,6 +15,7 @@ use bevygap_matchmaker::ticket::{TicketId, TicketResponder, TicketUpdate};
 use bevygap_matchmaker::{MatchmakerCorePlugin, PlacementConfig, PrivateKey, TokenConfig};
 use bevygap_shared::protocol::GameRef;
 use bevygap_shared::protocol::channel::{MatchResult, RegionPing};
+use bevygap_shared::protocol::queue::QueueRequest;
 use bevygap_shared::schema::{DeploymentLease, Location, Transport};
 use tokio::sync::mpsc;
 
@@ -36,6 +37,7 @@ pub fn test_config() -> PlacementConfig {
         expected_capacity: 4,
         max_starting: 2,
         scale_to_zero: true,
+        ..PlacementConfig::default()
     }
 }
 
@@ -188,6 +190,19 @@ impl CoreHarness {
             game,
             client_ip: None,
             region_pings,
+            queue: None,
+            responder: TicketResponder(self.updates_tx.clone()),
+        });
+    }
+
+    /// A request to a matchmaking queue.
+    pub fn request_queue(&mut self, ticket: &str, queue: QueueRequest) {
+        self.send(TicketRequested {
+            ticket_id: TicketId(ticket.into()),
+            game: game(),
+            client_ip: None,
+            region_pings: Vec::new(),
+            queue: Some(queue),
             responder: TicketResponder(self.updates_tx.clone()),
         });
     }

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::queue::QueueRequest;
 use super::{ErrorCode, GameRef};
 use crate::schema::{CertDigest, Transport};
 
@@ -40,11 +41,13 @@ pub struct ClientHello {
 }
 
 /// How the client wants to be matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub enum MatchMode {
     /// Any free seat on a server of the same game and version (the seed's behaviour).
     #[default]
     Seat,
+    /// A match from a matchmaking queue: teams, a party, rules over the attributes.
+    Queue(QueueRequest),
 }
 
 /// A measured round trip to a region, for placement.
@@ -57,7 +60,7 @@ pub struct RegionPing {
 }
 
 /// Asks for a match. Answered with a [`MatchResult`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MatchRequest {
     /// The matching mode.
     pub mode: MatchMode,
@@ -170,4 +173,18 @@ pub enum MatchResult {
     Ready(SessionInfo),
     /// No session; see the error.
     Failed(MatchError),
+    /// A queue matched the ticket: its team and a session per player of its party (the requester
+    /// first), all on one game server.
+    Matched(MatchedSessions),
+}
+
+/// What a ticket matched by a queue receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchedSessions {
+    /// The ticket's team (0-based).
+    pub team: u32,
+    /// Teams in the match.
+    pub teams: u32,
+    /// One session per player of the ticket, in the order of its party (the requester first).
+    pub sessions: Vec<SessionInfo>,
 }

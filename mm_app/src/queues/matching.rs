@@ -1,0 +1,281 @@
+//! The matching system: each queue's waiting tickets grouped into matches by [`form_matches`],
+//! within a time budget per frame. A match is an entity; its tickets point at it ([`MemberOf`])
+//! with their [`Team`]. Tickets that waited their queue's max wait fail; the others hear their
+//! position, estimated wait and widened windows as they change.
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevygap_shared::protocol::channel::MatchStage;
+use bevygap_shared::protocol::{ErrorCode, GameRef};
+
+use super::matcher::{Budget, Waiting, form_matches};
+use super::tickets::{QueueTicket, Queues};
+use crate::ticket::{Ticket, TicketResponder, TicketState, fail_ticket, send_status};
+
+/// How often queues are matched when no ticket joined (windows widen with time).
+pub const QUEUE_TICK: Duration = Duration::from_millis(100);
+
+/// The time one frame may spend matching, over all queues.
+pub const MATCH_BUDGET: Duration = Duration::from_millis(1);
+
+/// The least time between two progress messages to one ticket.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// A match: tickets of one queue that play together on one server.
+#[derive(Component, Debug, Clone, Reflect)]
+#[reflect(Component)]
+pub struct Match {
+    /// The match id (`m-` and 16 hex digits), in logs and inspection.
+    pub id: String,
+    /// The queue it came from.
+    pub queue: String,
+    /// The game and version its tickets run.
+    #[reflect(ignore)]
+    pub game: GameRef,
+    /// Teams in the match.
+    pub teams: u32,
+    /// Players in the match (parties count each player).
+    pub players: u32,
+    /// When it was formed (app elapsed time).
+    pub formed_at: Duration,
+    /// Whether it started with teams below their full size.
+    pub partial: bool,
+}
+
+/// A ticket's match.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
+#[reflect(Component)]
+#[relationship(relationship_target = MatchMembers)]
+pub struct MemberOf(pub Entity);
+
+/// A match's tickets.
+#[derive(Component, Debug, Default, PartialEq, Eq, Reflect)]
+#[reflect(Component)]
+#[relationship_target(relationship = MemberOf)]
+pub struct MatchMembers(Vec<Entity>);
+
+/// A matched ticket's team (0-based).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
+#[reflect(Component)]
+pub struct Team(pub u32);
+
+/// When the queues were last matched.
+#[derive(Resource, Debug, Default)]
+pub struct LastMatchPass(pub Option<Duration>);
+
+/// A ticket's queue and the numbers the matcher looks at.
+type QueueMember<'a> = (
+    Entity,
+    &'a Ticket,
+    &'a mut TicketState,
+    &'a mut QueueTicket,
+    &'a TicketResponder,
+);
+
+/// Fails tickets past their queue's max wait, forms the matches it can within [`MATCH_BUDGET`],
+/// and tells the tickets still waiting where they stand.
+pub fn match_queues(
+    mut commands: Commands,
+    queues: ResMut<Queues>,
+    mut last: ResMut<LastMatchPass>,
+    time: Res<Time>,
+    mut tickets: Query<QueueMember<'_>>,
+) {
+    let now = time.elapsed();
+    if !queues.dirty && last.0.is_some_and(|at| now.saturating_sub(at) < QUEUE_TICK) {
+        return;
+    }
+    // Profiles and stats are borrowed apart below.
+    let queues = queues.into_inner();
+    queues.dirty = false;
+    last.0 = Some(now);
+    let deadline = Instant::now() + MATCH_BUDGET;
+
+    let mut per_queue: Vec<Vec<Entity>> = vec![Vec::new(); queues.profiles.0.len()];
+    for (entity, ticket, state, queued, responder) in &tickets {
+        if *state != TicketState::InQueue {
+            continue;
+        }
+        let profile = &queues.profiles.0[queued.queue];
+        if now.saturating_sub(queued.enqueued_at) >= profile.max_wait {
+            info!(
+                "ticket `{}`: no match in queue `{}` within {}s",
+                ticket.id,
+                profile.name,
+                profile.max_wait.as_secs()
+            );
+            fail_ticket(
+                &mut commands,
+                entity,
+                ticket,
+                responder,
+                ErrorCode::Timeout,
+                format!(
+                    "no match in queue {} within {}s; try again",
+                    profile.name,
+                    profile.max_wait.as_secs()
+                ),
+            );
+            queues.stats[queued.queue].expired += 1;
+            continue;
+        }
+        per_queue[queued.queue].push(entity);
+    }
+
+    for (queue, members) in per_queue.iter_mut().enumerate() {
+        if members.is_empty() {
+            continue;
+        }
+        let profile = queues.profiles.0[queue].clone();
+        // Oldest first: the position a ticket is told, and the matcher's order.
+        members.sort_by_key(|e| {
+            tickets
+                .get(*e)
+                .map(|(_, _, _, q, _)| (q.enqueued_at, q.key))
+                .unwrap_or_default()
+        });
+        let plans = {
+            let views: Vec<Waiting<'_>> = members
+                .iter()
+                .filter_map(|e| tickets.get(*e).ok())
+                .map(|(_, _, _, q, _)| Waiting {
+                    key: q.key,
+                    enqueued_at: q.enqueued_at,
+                    players: q.request.players(),
+                    attributes: &q.request.attributes,
+                })
+                .collect();
+            form_matches(&profile, &views, now, &mut Budget::until(deadline))
+        };
+        let mut taken = vec![false; members.len()];
+        for plan in plans {
+            let Some(&(anchor, _)) = plan.tickets.first() else {
+                continue;
+            };
+            let Ok((_, anchor_ticket, ..)) = tickets.get(members[anchor]) else {
+                continue;
+            };
+            let game = anchor_ticket.game.clone();
+            let players: u32 = plan
+                .tickets
+                .iter()
+                .filter_map(|(i, _)| tickets.get(members[*i]).ok())
+                .map(|(_, _, _, q, _)| q.request.players())
+                .sum();
+            let id = format!("m-{:016x}", rand::random::<u64>());
+            let entity = commands
+                .spawn((
+                    Name::new(format!("match {id}")),
+                    Match {
+                        id: id.clone(),
+                        queue: profile.name.clone(),
+                        game,
+                        teams: profile.teams,
+                        players,
+                        formed_at: now,
+                        partial: plan.partial,
+                    },
+                    super::seating::MatchState::NeedsServer,
+                ))
+                .id();
+            let mut waits = Vec::with_capacity(plan.tickets.len());
+            for (index, team) in &plan.tickets {
+                taken[*index] = true;
+                let Ok((ticket_entity, ticket, mut state, queued, responder)) =
+                    tickets.get_mut(members[*index])
+                else {
+                    continue;
+                };
+                waits.push(now.saturating_sub(queued.enqueued_at));
+                *state = TicketState::Matched { with: entity };
+                commands
+                    .entity(ticket_entity)
+                    .insert((MemberOf(entity), Team(*team)));
+                send_status(
+                    responder,
+                    &ticket.id,
+                    MatchStage::Allocating,
+                    &format!(
+                        "Match found: team {} of {}; getting the game server ready",
+                        team + 1,
+                        profile.teams
+                    ),
+                );
+            }
+            info!(
+                "match `{id}` in queue `{}`: {} tickets, {players} players{}",
+                profile.name,
+                plan.tickets.len(),
+                if plan.partial { " (partial)" } else { "" }
+            );
+            queues.stats[queue].record_match(&waits);
+        }
+        let typical = queues.stats[queue].typical_wait;
+        let mut position = 0;
+        for (index, entity) in members.iter().enumerate() {
+            if taken[index] {
+                continue;
+            }
+            position += 1;
+            if let Ok((_, ticket, _, mut queued, responder)) = tickets.get_mut(*entity) {
+                tell_progress(
+                    &profile,
+                    ticket,
+                    &mut queued,
+                    responder,
+                    position,
+                    typical,
+                    now,
+                );
+            }
+        }
+    }
+}
+
+/// Sends a ticket its place in the queue when its position or windows changed, at most every
+/// [`PROGRESS_EVERY`] (a widening always gets through).
+fn tell_progress(
+    profile: &super::profile::QueueProfile,
+    ticket: &Ticket,
+    queued: &mut QueueTicket,
+    responder: &TicketResponder,
+    position: usize,
+    typical: Option<Duration>,
+    now: Duration,
+) {
+    let waited = now.saturating_sub(queued.enqueued_at);
+    let steps = profile.widening_steps(waited);
+    let changed = match queued.told {
+        None => true,
+        Some((told_steps, told_position, at)) => {
+            steps != told_steps
+                || (told_position != position && now.saturating_sub(at) >= PROGRESS_EVERY)
+        }
+    };
+    if !changed {
+        return;
+    }
+    queued.told = Some((steps, position, now));
+    let estimate = match typical {
+        Some(typical) => format!(
+            "about {}s more",
+            typical.saturating_sub(waited).as_secs().max(1)
+        ),
+        None => "no estimate yet".to_owned(),
+    };
+    let widened = if steps > 0 {
+        format!("; search widened {steps}x")
+    } else {
+        String::new()
+    };
+    send_status(
+        responder,
+        &ticket.id,
+        MatchStage::Queued,
+        &format!(
+            "In queue {}: position {position}, {estimate}{widened}",
+            profile.name
+        ),
+    );
+}
