@@ -14,6 +14,7 @@ use bevygap_matchmaker::fleet::edgegap::fleet::{EdgegapFleetConfig, EdgegapMode}
 use bevygap_matchmaker::fleet::edgegap::operator::{ca_argument, with_ca_argument};
 use bevygap_matchmaker::fleet::local::LocalFleetConfig;
 use bevygap_matchmaker::gameserver_auth::{DEFAULT_JWT_TTL, GameServerAuthConfig};
+use bevygap_matchmaker::queues::QueueProfiles;
 use bevygap_matchmaker::{
     MatchmakerConfig, MatchmakerHandle, PlacementConfig, PrivateKey, TokenConfig, spawn_matchmaker,
 };
@@ -54,6 +55,8 @@ pub struct DemoConfig {
     /// Serve NATS over TLS with a throwaway CA. Local servers get the CA file; Edgegap servers
     /// get it only as the version's `--ca_contents` start argument, as on Edgegap.
     pub nats_tls: bool,
+    /// The matchmaker's queue profiles (as a `--queues` file holds them); none by default.
+    pub queues: QueueProfiles,
 }
 
 /// The NATS users and permissions template shipped for operators.
@@ -283,6 +286,7 @@ impl DemoEnv {
                 empty_server_ttl: config.empty_server_ttl,
                 allocation_timeout: Duration::from_secs(60),
                 expected_capacity: config.seats_per_server,
+                queues: config.queues.clone(),
                 ..PlacementConfig::default()
             },
             ..MatchmakerConfig::loopback(

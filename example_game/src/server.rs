@@ -3,8 +3,9 @@
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use bevygap_example_web::protocol::{ExampleProtocolPlugin, GameChannel, PlayersOnline};
+use bevygap_example_web::protocol::{ExampleProtocolPlugin, GameChannel, Player, PlayersOnline};
 use bevygap_server_plugin::args::{BevygapServerArgs, ServerDefaults};
+use bevygap_server_plugin::clients::AdmittedClient;
 use bevygap_server_plugin::{BevygapServerConfig, BevygapServerPlugin};
 use clap::Parser;
 use lightyear::prelude::server::{ClientOf, ServerPlugins};
@@ -64,24 +65,34 @@ type ConnectedClients = (With<ClientOf>, With<Connected>);
 
 /// Tells every player who is playing whenever that changes (someone joined or left).
 fn announce_players(
-    mut clients: Query<(&RemoteId, &mut MessageSender<PlayersOnline>), ConnectedClients>,
-    mut announced: Local<Vec<u64>>,
+    mut clients: Query<
+        (
+            &RemoteId,
+            Option<&AdmittedClient>,
+            &mut MessageSender<PlayersOnline>,
+        ),
+        ConnectedClients,
+    >,
+    mut announced: Local<Vec<Player>>,
 ) {
-    let mut players: Vec<u64> = clients
+    let mut players: Vec<Player> = clients
         .iter()
-        .filter_map(|(remote, _)| match remote.0 {
-            PeerId::Netcode(id) => Some(id),
+        .filter_map(|(remote, admitted, _)| match remote.0 {
+            PeerId::Netcode(id) => Some(Player {
+                id,
+                team: admitted.and_then(|a| a.team),
+            }),
             _ => None,
         })
         .collect();
-    players.sort_unstable();
+    players.sort_unstable_by_key(|p| p.id);
     if players == *announced {
         return;
     }
     let message = PlayersOnline {
         players: players.clone(),
     };
-    for (_, mut sender) in &mut clients {
+    for (_, _, mut sender) in &mut clients {
         sender.send::<GameChannel>(message.clone());
     }
     *announced = players;

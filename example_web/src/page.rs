@@ -193,8 +193,12 @@ fn show_players(mut clients: Query<(&mut MessageReceiver<PlayersOnline>, Option<
         let _ = list.set_attribute("data-count", &latest.players.len().to_string());
         for player in &latest.players {
             if let Ok(item) = document.create_element("li") {
-                let you = if Some(*player) == me { " (you)" } else { "" };
-                item.set_text_content(Some(&format!("player {player:016x}{you}")));
+                let you = if Some(player.id) == me { " (you)" } else { "" };
+                let team = player
+                    .team
+                    .map(|t| format!(", team {}", t + 1))
+                    .unwrap_or_default();
+                item.set_text_content(Some(&format!("player {:016x}{team}{you}", player.id)));
                 let _ = list.append_child(&item);
             }
         }

@@ -16,12 +16,21 @@ pub const PROTOCOL_ID: u64 = 0x6265_7679_6761_7000;
 /// Simulation tick of server and clients.
 pub const TICK: Duration = Duration::from_millis(16);
 
-/// The players on the game server (their netcode client ids, ascending), sent to
-/// every player whenever someone joins or leaves.
+/// The players on the game server (by netcode client id, ascending), sent to every player
+/// whenever someone joins or leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PlayersOnline {
-    /// Client ids of the connected players.
-    pub players: Vec<u64>,
+    /// The connected players.
+    pub players: Vec<Player>,
+}
+
+/// One connected player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Player {
+    /// The netcode client id.
+    pub id: u64,
+    /// The team a matchmaking queue put it on (from its connect token), if any.
+    pub team: Option<u32>,
 }
 
 /// The channel of the game's own messages: reliable and ordered, so the newest list wins.

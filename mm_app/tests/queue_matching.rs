@@ -380,6 +380,34 @@ fn a_party_of_two_and_two_solos_make_a_two_versus_two_with_the_party_together() 
 }
 
 #[test]
+fn two_solos_that_came_first_make_room_for_a_later_party_of_two() {
+    let mut profile = duel(Expansion {
+        base: 1000.0,
+        steps: Vec::new(),
+    });
+    profile.team_max = 2;
+    let tickets = [
+        (0, 1, ticket(1000.0)),
+        (1, 1, ticket(1010.0)),
+        (2, 2, ticket(990.0)),
+    ];
+    let plans = form_matches(
+        &profile,
+        &waiting(&tickets),
+        Duration::from_secs(3),
+        &mut Budget::checks(100),
+    );
+    assert_eq!(
+        plans.len(),
+        1,
+        "the solos are packed together for the party"
+    );
+    let teams: HashMap<usize, u32> = plans[0].tickets.iter().copied().collect();
+    assert_eq!(teams[&0], teams[&1]);
+    assert_ne!(teams[&0], teams[&2]);
+}
+
+#[test]
 fn partial_matches_start_only_after_their_wait() {
     let mut profile = duel(Expansion {
         base: 1000.0,

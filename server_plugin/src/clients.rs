@@ -97,6 +97,7 @@ pub(crate) fn on_client_connected(
             commands.entity(entity).insert(AdmittedClient {
                 client_id,
                 seat: admitted.seat,
+                team: data.as_ref().and_then(|d| d.team),
             });
             let _ = seating.seat_commands.send(SeatCommand::Opened {
                 client_id,
@@ -122,6 +123,9 @@ pub struct AdmittedClient {
     pub client_id: u64,
     /// The seat it holds.
     pub seat: u32,
+    /// Its team, when a matchmaking queue placed it (from the token's user data, which only the
+    /// key holder can write).
+    pub team: Option<u32>,
 }
 
 pub(crate) fn on_client_disconnected(

@@ -4,8 +4,8 @@
 
 use bevygap_shared::ProtocolError;
 use bevygap_shared::protocol::channel::{
-    ClientHello, ClientMsg, MatchError, MatchRequest, MatchResult, MatchStage, MatchStatus,
-    ServerMsg, SessionInfo,
+    ClientHello, ClientMsg, MatchError, MatchMode, MatchRequest, MatchResult, MatchStage,
+    MatchStatus, MatchedSessions, ServerMsg, SessionInfo,
 };
 use bevygap_shared::protocol::seed_json::{SeedResponse, parse_request};
 use bevygap_shared::protocol::{ErrorCode, GameRef};
@@ -146,4 +146,48 @@ fn channel_messages_round_trip() {
         "too slow",
     )));
     assert_eq!(session().server_addr().to_string(), "127.0.0.1:6420");
+}
+
+#[test]
+fn a_queue_request_and_a_match_cross_the_simplenet_channel_in_bincode() {
+    use bincode::Options;
+    fn rt<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        // The options of the matchmaker's /ws endpoint and of bevy_simplenet.
+        let options = bincode::DefaultOptions::new();
+        let bytes = options.serialize(&v).unwrap();
+        assert_eq!(options.deserialize::<T>(&bytes).unwrap(), v);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v);
+    }
+    let mut queue = bevygap_shared::protocol::queue::QueueRequest {
+        queue: "2v2".into(),
+        party: vec!["ann".into(), "bob".into()],
+        ..Default::default()
+    };
+    queue.attributes.numbers.insert("skill".into(), 1234.5);
+    queue
+        .attributes
+        .strings
+        .insert("mode".into(), "ranked".into());
+    queue
+        .attributes
+        .sets
+        .insert("languages".into(), ["en".to_owned()].into());
+    queue.attributes.latencies_ms.insert("eu".into(), 31);
+    rt(MatchRequest {
+        mode: MatchMode::Queue(queue.clone()),
+        ..MatchRequest::default()
+    });
+    rt(MatchRequest {
+        mode: MatchMode::Queue(bevygap_shared::protocol::queue::QueueRequest {
+            queue: "solo".into(),
+            ..Default::default()
+        }),
+        ..MatchRequest::default()
+    });
+    rt(MatchResult::Matched(MatchedSessions {
+        team: 1,
+        teams: 2,
+        sessions: vec![session(), session()],
+    }));
 }

@@ -170,6 +170,7 @@ fn main() -> ExitCode {
         },
         nats_roles: false,
         nats_tls: false,
+        queues: Default::default(),
     };
     if args.serve || args.browser {
         let page = if args.browser {

@@ -33,6 +33,7 @@ pub fn demo_config(fleet: DemoFleet) -> DemoConfig {
         fleet,
         nats_roles: false,
         nats_tls: false,
+        queues: Default::default(),
     }
 }
 
@@ -128,6 +129,19 @@ impl RawClient {
             entity,
             outcome,
         }
+    }
+
+    /// The netcode client id it connected as.
+    pub fn client_id(&self) -> Option<u64> {
+        match self.app.world().get::<LocalId>(self.entity)?.0 {
+            PeerId::Netcode(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// One frame even after the outcome (keeps a connected client's link alive).
+    pub fn keep_alive(&mut self) {
+        self.app.update();
     }
 
     /// One frame; records the outcome once there is one.

@@ -561,6 +561,7 @@ fn cold_fleet(
         fleet: bevygap_example_game::demo::DemoFleet::Local,
         nats_roles: false,
         nats_tls: false,
+        queues: Default::default(),
     };
     let env = bevygap_example_game::demo::DemoEnv::start(&config)?;
     let request = format!(

@@ -5,7 +5,9 @@
 //! tickets that fit its rules join it, in age order, until every team is full (or, once the anchor
 //! has waited `partial_after`, until every team has `team_min`). A match is judged by the windows
 //! of its anchor, its oldest ticket, whose windows are the widest (they only widen with the wait).
-//! A party is one ticket and goes to one team: the team with the fewest players that has room.
+//! A party is one ticket and goes to one team. Teams are packed again with each ticket that joins,
+//! largest parties first, each into the team with the fewest players that has room, so two solos
+//! that came first never keep a later party of two out of a 2v2.
 //!
 //! Candidates are looked up, not scanned: tickets are bucketed by the values of the queue's
 //! equality rules, and within a bucket sorted by the first difference rule's number, so an anchor
@@ -149,10 +151,34 @@ fn windows(profile: &QueueProfile, waited: Duration) -> Windows {
     found
 }
 
+/// Packs tickets of these sizes into `teams` teams of at most `team_max` players: largest first,
+/// each into the team with the fewest players that has room (ties: the lowest team). Returns each
+/// ticket's team and the players per team, or `None` when they do not fit that way.
+fn pack(sizes: &[u32], teams: usize, team_max: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|i| (std::cmp::Reverse(sizes[*i]), *i));
+    let mut players = vec![0u32; teams];
+    let mut team_of = vec![0u32; sizes.len()];
+    for i in order {
+        let team = players
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n + sizes[i] <= team_max)
+            .min_by_key(|(t, n)| (**n, *t))
+            .map(|(t, _)| t)?;
+        players[team] += sizes[i];
+        team_of[i] = u32::try_from(team).unwrap_or(0);
+    }
+    Some((team_of, players))
+}
+
 /// A match being built around an anchor.
 struct Builder<'a> {
     team_players: Vec<u32>,
-    members: Vec<(usize, u32)>,
+    /// Member indices (the anchor first), their sizes and their teams.
+    members: Vec<usize>,
+    sizes: Vec<u32>,
+    teams_of: Vec<u32>,
     /// (smallest, largest) per difference rule.
     ranges: Vec<(f64, f64)>,
     /// The members every set rule still has in common.
@@ -166,6 +192,8 @@ impl<'a> Builder<'a> {
         Self {
             team_players: vec![0; teams as usize],
             members: Vec::new(),
+            sizes: Vec::new(),
+            teams_of: Vec::new(),
             ranges: Vec::new(),
             common: Vec::new(),
             regions: None,
@@ -181,14 +209,10 @@ impl<'a> Builder<'a> {
         windows: &Windows,
         team_max: u32,
     ) -> bool {
-        let Some(team) = self
-            .team_players
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n + players <= team_max)
-            .min_by_key(|(i, n)| (**n, *i))
-            .map(|(i, _)| i)
-        else {
+        self.sizes.push(players);
+        let packed = pack(&self.sizes, self.team_players.len(), team_max);
+        self.sizes.pop();
+        let Some((teams_of, team_players)) = packed else {
             return false;
         };
         let first = self.members.is_empty();
@@ -248,8 +272,10 @@ impl<'a> Builder<'a> {
             }
             _ => None,
         };
-        self.team_players[team] += players;
-        self.members.push((index, u32::try_from(team).unwrap_or(0)));
+        self.team_players = team_players;
+        self.teams_of = teams_of;
+        self.sizes.push(players);
+        self.members.push(index);
         self.ranges = ranges;
         self.common = common;
         self.regions = regions;
@@ -372,11 +398,11 @@ pub fn form_matches(
         let partial_allowed = profile.partial_after.is_some_and(|after| waited >= after);
         let full = builder.full(profile.team_max);
         if full || (partial_allowed && builder.at_least(profile.team_min)) {
-            for (index, _) in &builder.members {
+            for index in &builder.members {
                 used[*index] = true;
             }
             plans.push(MatchPlan {
-                tickets: builder.members,
+                tickets: builder.members.into_iter().zip(builder.teams_of).collect(),
                 partial: !full,
             });
         }

@@ -20,21 +20,21 @@ pub const MAX_SET_MEMBERS: usize = 16;
 pub const MAX_NAME: usize = 64;
 
 /// What a ticket brings to a queue's rules. Every map is keyed by the attribute's name in the
-/// queue profile.
+/// queue profile. (No field is skipped when empty: the simplenet channel's bincode needs them all.)
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attributes {
     /// Numbers, for difference rules (skill, rating).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub numbers: BTreeMap<String, f64>,
     /// Strings, for equality rules (mode, map).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub strings: BTreeMap<String, String>,
     /// Sets, for intersection rules (languages, regions).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub sets: BTreeMap<String, BTreeSet<String>>,
     /// Round trips the client measured, in milliseconds per region, for latency rules.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub latencies_ms: BTreeMap<String, u32>,
 }
 
@@ -49,7 +49,7 @@ pub struct QueueRequest {
     pub attributes: Attributes,
     /// The players on this ticket, for a party (kept on one team, each gets a connect token);
     /// empty for one player.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub party: Vec<String>,
 }
 
