@@ -9,6 +9,7 @@
 
 pub mod env;
 pub mod noise_floor;
+pub mod queue_bench;
 pub mod report;
 pub mod run;
 pub mod seed_client;

@@ -148,6 +148,7 @@ fn simulate(profile: &QueueProfile, stream: &[Arrival], checks: u64) -> Run {
         matched: BTreeMap::new(),
     };
     let mut waiting: Vec<usize> = Vec::new();
+    let mut cursor = 0;
     let end = stream.iter().map(|a| a.at_secs).max().unwrap_or(0) + profile.max_wait.as_secs() + 2;
     for second in 0..=end {
         let now = Duration::from_secs(second);
@@ -168,7 +169,10 @@ fn simulate(profile: &QueueProfile, stream: &[Arrival], checks: u64) -> Run {
                 attributes: &stream[*i].attributes,
             })
             .collect();
-        let plans = form_matches(profile, &view, now, &mut Budget::checks(checks));
+        // A pass that runs out of budget hands its place to the next one.
+        let mut budget = Budget::checks(checks).starting_at(cursor);
+        let plans = form_matches(profile, &view, now, &mut budget);
+        cursor = budget.stopped_at.unwrap_or(0);
         let mut taken = BTreeSet::new();
         for plan in plans {
             let plan = MatchPlan {

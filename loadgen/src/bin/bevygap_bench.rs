@@ -50,6 +50,8 @@ struct Profile {
     /// Seed JSON requests sent all at once, each on its own connection.
     burst_requests: usize,
     cold_samples: usize,
+    /// Simulated seconds of each queue row.
+    queue_secs: f64,
 }
 
 fn section(name: &str) {
@@ -632,6 +634,69 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The matchmaking-queue rows: capacity in matched tickets per second, frame time with 10,000 and
+/// 100,000 tickets waiting in one queue, and time to match at a steady arrival rate.
+fn queues(
+    profile: &Profile,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    use bevygap_loadgen::queue_bench::{QueueBenchConfig, run_queue};
+    section("queues: 2v2, skill within 100 widening to 300 after 5 s, a party in five tickets");
+    let capacity = run_queue(QueueBenchConfig {
+        waiting: 0,
+        arrivals_per_sec: 20_000.0,
+        secs: profile.queue_secs,
+    })?;
+    println!(
+        "capacity: {} tickets matched in {:.0} ms of frames: {:.0} matched tickets/s — target ≥ 5,000: {}",
+        capacity.matched,
+        capacity.matched as f64 / capacity.matched_per_sec * 1000.0,
+        capacity.matched_per_sec,
+        verdict(capacity.matched_per_sec, 5000.0, false)
+    );
+    out.insert(
+        "queue_matched_tickets_per_sec".into(),
+        capacity.matched_per_sec.into(),
+    );
+    for waiting in [10_000, 100_000] {
+        let run = run_queue(QueueBenchConfig {
+            waiting,
+            arrivals_per_sec: 2000.0,
+            secs: profile.queue_secs,
+        })?;
+        let target = if waiting == 10_000 {
+            format!(" — target ≤ 2 ms: {}", verdict(run.frames.p99, 2.0, true))
+        } else {
+            String::new()
+        };
+        println!(
+            "{waiting} waiting, 2,000 joining/s: frame p50 {:.3} ms, p99 {:.3} ms ({}), max {:.3} ms{target}; \
+             time to match p50 {:.0} ms, p99 {:.0} ms (simulated); {} matched, {} waiting at the end",
+            run.frames.p50,
+            run.frames.p99,
+            vs_floor(run.frames.p99),
+            run.frames.max,
+            run.time_to_match.p50,
+            run.time_to_match.p99,
+            run.matched,
+            run.waiting_at_end
+        );
+        let key = format!("queue_frame_{waiting}_waiting");
+        out.insert(format!("{key}_ms_p50"), run.frames.p50.into());
+        out.insert(format!("{key}_ms_p99"), run.frames.p99.into());
+        record_p99(out, &key, run.frames.p99);
+        out.insert(
+            format!("queue_time_to_match_{waiting}_waiting_ms_p50"),
+            run.time_to_match.p50.into(),
+        );
+        out.insert(
+            format!("queue_time_to_match_{waiting}_waiting_ms_p99"),
+            run.time_to_match.p99.into(),
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let profile = match args.profile.as_str() {
@@ -646,6 +711,7 @@ fn main() -> anyhow::Result<()> {
             idle_connections: 1000,
             burst_requests: 10_000,
             cold_samples: 2,
+            queue_secs: 5.0,
         },
         "long" => Profile {
             floor_samples: 5000,
@@ -658,6 +724,7 @@ fn main() -> anyhow::Result<()> {
             idle_connections: 10_000,
             burst_requests: 10_000,
             cold_samples: 5,
+            queue_secs: 30.0,
         },
         other => anyhow::bail!("--profile must be short or long, not {other}"),
     };
@@ -680,6 +747,9 @@ fn main() -> anyhow::Result<()> {
     if wants("frame") {
         frame_time(&profile, true, &mut out);
         frame_time(&profile, false, &mut out);
+    }
+    if wants("queues") {
+        queues(&profile, &mut out)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

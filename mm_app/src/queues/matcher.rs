@@ -43,15 +43,23 @@ pub struct MatchPlan {
     pub partial: bool,
 }
 
-/// How much work one pass may do.
+/// How much work one pass may do, and where it starts: a pass that runs out of budget records
+/// the anchor it stopped at, and the next pass starts there (then wraps around to the oldest), so
+/// old tickets that cannot match never starve younger ones.
 #[derive(Debug, Clone)]
 pub struct Budget {
     checks_left: u64,
+    /// The time allowed, from the first ticket checked (preparing the pass is not counted).
+    allowance: Option<Duration>,
     deadline: Option<Instant>,
     /// Ticket checks done.
     pub checks: u64,
     /// Whether the pass stopped before looking at every anchor.
     pub exhausted: bool,
+    /// The age rank of the anchor to start at (0: the oldest).
+    pub start_at: usize,
+    /// Where the pass stopped, when it ran out: the next pass's `start_at`.
+    pub stopped_at: Option<usize>,
 }
 
 impl Budget {
@@ -59,25 +67,42 @@ impl Budget {
     pub fn checks(checks: u64) -> Self {
         Self {
             checks_left: checks,
+            allowance: None,
             deadline: None,
             checks: 0,
             exhausted: false,
+            start_at: 0,
+            stopped_at: None,
         }
     }
 
-    /// Until `deadline` (checked every 64 ticket checks).
-    pub fn until(deadline: Instant) -> Self {
+    /// For `allowance` from the first ticket checked (the clock is read every 64 checks).
+    pub fn time(allowance: Duration) -> Self {
         Self {
             checks_left: u64::MAX,
-            deadline: Some(deadline),
+            allowance: Some(allowance),
+            deadline: None,
             checks: 0,
             exhausted: false,
+            start_at: 0,
+            stopped_at: None,
         }
+    }
+
+    /// Starts the pass at the anchor of age rank `rank` (see [`Budget::stopped_at`]).
+    pub fn starting_at(mut self, rank: usize) -> Self {
+        self.start_at = rank;
+        self
     }
 
     fn spend(&mut self) -> bool {
         if self.exhausted {
             return false;
+        }
+        if self.checks == 0
+            && let Some(allowance) = self.allowance
+        {
+            self.deadline = Some(Instant::now() + allowance);
         }
         self.checks += 1;
         self.checks_left = self.checks_left.saturating_sub(1);
@@ -92,42 +117,89 @@ impl Budget {
     }
 }
 
-/// One ticket's values for the queue's rules, looked up once per pass. `None` when the ticket
-/// lacks an attribute a rule needs (such a ticket never matches in this queue).
-struct Features<'a> {
+/// A set for the rows of tickets that lack an attribute (they never match).
+static NO_SET: BTreeSet<String> = BTreeSet::new();
+
+/// The tickets' values for the queue's rules, looked up once per pass into flat columns (no
+/// allocation per ticket). A row is not `valid` when the ticket lacks an attribute a rule needs.
+struct Table<'a> {
+    /// Difference rules, equality rules and set rules per row.
+    d: usize,
+    e: usize,
+    s: usize,
     numbers: Vec<f64>,
     equal: Vec<&'a str>,
     sets: Vec<&'a BTreeSet<String>>,
-    latencies: Option<&'a BTreeMap<String, u32>>,
+    latencies: Vec<Option<&'a BTreeMap<String, u32>>>,
+    valid: Vec<bool>,
 }
 
-fn features<'a>(profile: &QueueProfile, attributes: &'a Attributes) -> Option<Features<'a>> {
-    let mut found = Features {
-        numbers: Vec::new(),
-        equal: Vec::new(),
-        sets: Vec::new(),
-        latencies: None,
-    };
-    for rule in &profile.rules {
-        match rule {
-            Rule::Difference { attribute, .. } => {
-                found.numbers.push(*attributes.numbers.get(attribute)?);
-            }
-            Rule::Equal { attribute } => {
-                found
-                    .equal
-                    .push(attributes.strings.get(attribute)?.as_str());
-            }
-            Rule::Intersect { attribute } => found.sets.push(attributes.sets.get(attribute)?),
-            Rule::Latency { .. } => {
-                if attributes.latencies_ms.is_empty() {
-                    return None;
+impl<'a> Table<'a> {
+    fn new(profile: &QueueProfile, waiting: &[Waiting<'a>]) -> Self {
+        let count = |f: fn(&Rule) -> bool| profile.rules.iter().filter(|r| f(r)).count();
+        let d = count(|r| matches!(r, Rule::Difference { .. }));
+        let e = count(|r| matches!(r, Rule::Equal { .. }));
+        let s = count(|r| matches!(r, Rule::Intersect { .. }));
+        let latency = profile
+            .rules
+            .iter()
+            .any(|r| matches!(r, Rule::Latency { .. }));
+        let n = waiting.len();
+        let mut table = Self {
+            d,
+            e,
+            s,
+            numbers: Vec::with_capacity(n * d),
+            equal: Vec::with_capacity(n * e),
+            sets: Vec::with_capacity(n * s),
+            latencies: Vec::with_capacity(n),
+            valid: Vec::with_capacity(n),
+        };
+        for ticket in waiting {
+            let attributes = ticket.attributes;
+            let mut valid = true;
+            for rule in &profile.rules {
+                match rule {
+                    Rule::Difference { attribute, .. } => {
+                        let value = attributes.numbers.get(attribute);
+                        valid &= value.is_some();
+                        table.numbers.push(value.copied().unwrap_or_default());
+                    }
+                    Rule::Equal { attribute } => {
+                        let value = attributes.strings.get(attribute);
+                        valid &= value.is_some();
+                        table.equal.push(value.map_or("", String::as_str));
+                    }
+                    Rule::Intersect { attribute } => {
+                        let value = attributes.sets.get(attribute);
+                        valid &= value.is_some();
+                        table.sets.push(value.unwrap_or(&NO_SET));
+                    }
+                    Rule::Latency { .. } => {}
                 }
-                found.latencies = Some(&attributes.latencies_ms);
             }
+            if latency {
+                valid &= !attributes.latencies_ms.is_empty();
+                table.latencies.push(Some(&attributes.latencies_ms));
+            } else {
+                table.latencies.push(None);
+            }
+            table.valid.push(valid);
         }
+        table
     }
-    Some(found)
+
+    fn numbers(&self, i: usize) -> &[f64] {
+        &self.numbers[i * self.d..(i + 1) * self.d]
+    }
+
+    fn equal(&self, i: usize) -> &[&'a str] {
+        &self.equal[i * self.e..(i + 1) * self.e]
+    }
+
+    fn sets(&self, i: usize) -> &[&'a BTreeSet<String>] {
+        &self.sets[i * self.s..(i + 1) * self.s]
+    }
 }
 
 /// The windows of a match whose anchor has waited `waited`.
@@ -205,10 +277,15 @@ impl<'a> Builder<'a> {
         &mut self,
         index: usize,
         players: u32,
-        features: &Features<'a>,
+        table: &Table<'a>,
         windows: &Windows,
         team_max: u32,
     ) -> bool {
+        let (numbers, sets, latencies) = (
+            table.numbers(index),
+            table.sets(index),
+            table.latencies[index],
+        );
         self.sizes.push(players);
         let packed = pack(&self.sizes, self.team_players.len(), team_max);
         self.sizes.pop();
@@ -217,11 +294,11 @@ impl<'a> Builder<'a> {
         };
         let first = self.members.is_empty();
         let ranges: Vec<(f64, f64)> = if first {
-            features.numbers.iter().map(|v| (*v, *v)).collect()
+            numbers.iter().map(|v| (*v, *v)).collect()
         } else {
             self.ranges
                 .iter()
-                .zip(&features.numbers)
+                .zip(numbers)
                 .map(|((lo, hi), v)| (lo.min(*v), hi.max(*v)))
                 .collect()
         };
@@ -233,15 +310,13 @@ impl<'a> Builder<'a> {
             return false;
         }
         let common: Vec<BTreeSet<&'a str>> = if first {
-            features
-                .sets
-                .iter()
+            sets.iter()
                 .map(|set| set.iter().map(String::as_str).collect())
                 .collect()
         } else {
             self.common
                 .iter()
-                .zip(&features.sets)
+                .zip(sets)
                 .map(|(common, set)| {
                     common
                         .iter()
@@ -254,7 +329,7 @@ impl<'a> Builder<'a> {
         if common.iter().any(BTreeSet::is_empty) {
             return false;
         }
-        let regions = match (windows.latency, features.latencies) {
+        let regions = match (windows.latency, latencies) {
             (Some(window), Some(pings)) => {
                 let within = |region: &&'a str| {
                     pings
@@ -291,6 +366,16 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The fewest tickets that can make a match: a full one, or a partial one once allowed.
+fn fewest_tickets(profile: &QueueProfile, partial_allowed: bool) -> usize {
+    let players = if partial_allowed {
+        profile.teams * profile.team_min
+    } else {
+        profile.full_size()
+    };
+    players.div_ceil(profile.team_max.max(1)).max(1) as usize
+}
+
 /// Forms what matches it can from `waiting` at time `now`, oldest anchors first, within `budget`.
 pub fn form_matches(
     profile: &QueueProfile,
@@ -298,96 +383,109 @@ pub fn form_matches(
     now: Duration,
     budget: &mut Budget,
 ) -> Vec<MatchPlan> {
-    let features: Vec<Option<Features<'_>>> = waiting
-        .iter()
-        .map(|w| features(profile, w.attributes))
-        .collect();
-    // Age rank of each ticket: oldest first, then by key.
+    let table = Table::new(profile, waiting);
+    // Age rank of each ticket: oldest first, then by key (callers usually pass them so).
     let mut order: Vec<usize> = (0..waiting.len()).collect();
-    order.sort_by_key(|i| (waiting[*i].enqueued_at, waiting[*i].key));
+    if !waiting.is_sorted_by_key(|w| (w.enqueued_at, w.key)) {
+        order.sort_unstable_by_key(|i| (waiting[*i].enqueued_at, waiting[*i].key));
+    }
     let mut rank = vec![0usize; waiting.len()];
     for (position, index) in order.iter().enumerate() {
         rank[*index] = position;
     }
-    // Buckets by the equality rules' values; within each, sorted by the first number.
-    let mut buckets: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
-    for index in &order {
-        if let Some(f) = &features[*index] {
-            buckets.entry(f.equal.clone()).or_default().push(*index);
+    // Valid tickets sorted by their equality values (a bucket is a run of equal ones), then by
+    // the first difference rule's number, then by age.
+    let by_number = table.d > 0;
+    let mut sorted: Vec<usize> = order.iter().copied().filter(|i| table.valid[*i]).collect();
+    sorted.sort_by(|a, b| {
+        table
+            .equal(*a)
+            .cmp(table.equal(*b))
+            .then_with(|| {
+                if by_number {
+                    table.numbers(*a)[0].total_cmp(&table.numbers(*b)[0])
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then(rank[*a].cmp(&rank[*b]))
+    });
+    // Each valid ticket's bucket, as a range of `sorted`.
+    let mut bucket = vec![(0usize, 0usize); waiting.len()];
+    let mut run_start = 0;
+    for end in 1..=sorted.len() {
+        if end == sorted.len() || table.equal(sorted[end]) != table.equal(sorted[run_start]) {
+            for &i in &sorted[run_start..end] {
+                bucket[i] = (run_start, end);
+            }
+            run_start = end;
         }
     }
-    let sorted_by_number = !profile.rules.is_empty()
-        && profile
-            .rules
-            .iter()
-            .any(|r| matches!(r, Rule::Difference { .. }));
-    if sorted_by_number {
-        for members in buckets.values_mut() {
-            members.sort_by(|a, b| {
-                let (fa, fb) = (&features[*a], &features[*b]);
-                let va = fa.as_ref().map_or(0.0, |f| f.numbers[0]);
-                let vb = fb.as_ref().map_or(0.0, |f| f.numbers[0]);
-                va.total_cmp(&vb).then(rank[*a].cmp(&rank[*b]))
-            });
-        }
-    }
+    let first_window = profile.rules.iter().find_map(|r| match r {
+        Rule::Difference { window, .. } => Some(window),
+        _ => None,
+    });
 
     let mut used = vec![false; waiting.len()];
     let mut plans = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
-    for &anchor in &order {
-        if used[anchor] {
+    let start = budget.start_at.min(order.len());
+    let rotated = order[start..].iter().chain(&order[..start]).copied();
+    for anchor in rotated {
+        if used[anchor] || !table.valid[anchor] {
             continue;
         }
-        let Some(anchor_features) = &features[anchor] else {
-            continue;
-        };
+        if !budget.spend() {
+            budget.stopped_at = Some(rank[anchor]);
+            return plans;
+        }
         let waited = now.saturating_sub(waiting[anchor].enqueued_at);
+        let partial_allowed = profile.partial_after.is_some_and(|after| waited >= after);
+        // The tickets that could join: younger, in the anchor's bucket, within its first window.
+        let (bucket_start, bucket_end) = bucket[anchor];
+        let members = &sorted[bucket_start..bucket_end];
+        let (start, end) = match first_window {
+            Some(window) => {
+                let value = table.numbers(anchor)[0];
+                let window = window.at(waited);
+                (
+                    members.partition_point(|i| table.numbers(*i)[0] < value - window),
+                    members.partition_point(|i| table.numbers(*i)[0] <= value + window),
+                )
+            }
+            None => (0, members.len()),
+        };
+        candidates.clear();
+        candidates.extend(
+            members[start..end]
+                .iter()
+                .copied()
+                .filter(|i| !used[*i] && rank[*i] > rank[anchor]),
+        );
+        if candidates.len() + 1 < fewest_tickets(profile, partial_allowed) {
+            continue;
+        }
+        candidates.sort_unstable_by_key(|i| rank[*i]);
         let windows = windows(profile, waited);
         let mut builder = Builder::new(profile.teams);
         if !builder.try_add(
             anchor,
             waiting[anchor].players,
-            anchor_features,
+            &table,
             &windows,
             profile.team_max,
         ) {
             continue;
         }
-        let bucket = &buckets[&anchor_features.equal];
-        candidates.clear();
-        if sorted_by_number {
-            let value = anchor_features.numbers[0];
-            let window = windows.numbers[0];
-            let number = |i: &usize| features[*i].as_ref().map_or(0.0, |f| f.numbers[0]);
-            let start = bucket.partition_point(|i| number(i) < value - window);
-            let end = bucket.partition_point(|i| number(i) <= value + window);
-            candidates.extend(
-                bucket[start..end]
-                    .iter()
-                    .copied()
-                    .filter(|i| !used[*i] && rank[*i] > rank[anchor]),
-            );
-            candidates.sort_by_key(|i| rank[*i]);
-        } else {
-            candidates.extend(
-                bucket
-                    .iter()
-                    .copied()
-                    .filter(|i| !used[*i] && rank[*i] > rank[anchor]),
-            );
-        }
         for &candidate in &candidates {
             if !budget.spend() {
+                budget.stopped_at = Some(rank[anchor]);
                 return plans;
             }
-            let Some(candidate_features) = &features[candidate] else {
-                continue;
-            };
             builder.try_add(
                 candidate,
                 waiting[candidate].players,
-                candidate_features,
+                &table,
                 &windows,
                 profile.team_max,
             );
@@ -395,7 +493,6 @@ pub fn form_matches(
                 break;
             }
         }
-        let partial_allowed = profile.partial_after.is_some_and(|after| waited >= after);
         let full = builder.full(profile.team_max);
         if full || (partial_allowed && builder.at_least(profile.team_min)) {
             for index in &builder.members {
@@ -405,9 +502,6 @@ pub fn form_matches(
                 tickets: builder.members.into_iter().zip(builder.teams_of).collect(),
                 partial: !full,
             });
-        }
-        if !budget.spend() {
-            return plans;
         }
     }
     plans

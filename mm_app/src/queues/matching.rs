@@ -3,7 +3,7 @@
 //! with their [`Team`]. Tickets that waited their queue's max wait fail; the others hear their
 //! position, estimated wait and widened windows as they change.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy::prelude::*;
 use bevygap_shared::protocol::channel::MatchStage;
@@ -73,6 +73,13 @@ type QueueMember<'a> = (
     &'a TicketResponder,
 );
 
+/// A match the pass formed: its tickets with their teams, and whether it is partial.
+struct Formed {
+    queue: usize,
+    tickets: Vec<(Entity, u32)>,
+    partial: bool,
+}
+
 /// Fails tickets past their queue's max wait, forms the matches it can within [`MATCH_BUDGET`],
 /// and tells the tickets still waiting where they stand.
 pub fn match_queues(
@@ -90,141 +97,163 @@ pub fn match_queues(
     let queues = queues.into_inner();
     queues.dirty = false;
     last.0 = Some(now);
-    let deadline = Instant::now() + MATCH_BUDGET;
 
-    let mut per_queue: Vec<Vec<Entity>> = vec![Vec::new(); queues.profiles.0.len()];
-    for (entity, ticket, state, queued, responder) in &tickets {
-        if *state != TicketState::InQueue {
-            continue;
-        }
-        let profile = &queues.profiles.0[queued.queue];
-        if now.saturating_sub(queued.enqueued_at) >= profile.max_wait {
-            info!(
-                "ticket `{}`: no match in queue `{}` within {}s",
-                ticket.id,
-                profile.name,
-                profile.max_wait.as_secs()
-            );
-            fail_ticket(
-                &mut commands,
-                entity,
-                ticket,
-                responder,
-                ErrorCode::Timeout,
-                format!(
-                    "no match in queue {} within {}s; try again",
+    // 1. Who waits where (read once), failing those past their max wait.
+    let mut formed: Vec<Formed> = Vec::new();
+    let mut still_waiting: Vec<Vec<Entity>> = vec![Vec::new(); queues.profiles.0.len()];
+    {
+        let mut per_queue: Vec<Vec<(Entity, Waiting<'_>)>> =
+            (0..queues.profiles.0.len()).map(|_| Vec::new()).collect();
+        for (entity, ticket, state, queued, responder) in &tickets {
+            if *state != TicketState::InQueue {
+                continue;
+            }
+            let profile = &queues.profiles.0[queued.queue];
+            if now.saturating_sub(queued.enqueued_at) >= profile.max_wait {
+                info!(
+                    "ticket `{}`: no match in queue `{}` within {}s",
+                    ticket.id,
                     profile.name,
                     profile.max_wait.as_secs()
-                ),
-            );
-            queues.stats[queued.queue].expired += 1;
-            continue;
-        }
-        per_queue[queued.queue].push(entity);
-    }
-
-    for (queue, members) in per_queue.iter_mut().enumerate() {
-        if members.is_empty() {
-            continue;
-        }
-        let profile = queues.profiles.0[queue].clone();
-        // Oldest first: the position a ticket is told, and the matcher's order.
-        members.sort_by_key(|e| {
-            tickets
-                .get(*e)
-                .map(|(_, _, _, q, _)| (q.enqueued_at, q.key))
-                .unwrap_or_default()
-        });
-        let plans = {
-            let views: Vec<Waiting<'_>> = members
-                .iter()
-                .filter_map(|e| tickets.get(*e).ok())
-                .map(|(_, _, _, q, _)| Waiting {
-                    key: q.key,
-                    enqueued_at: q.enqueued_at,
-                    players: q.request.players(),
-                    attributes: &q.request.attributes,
-                })
-                .collect();
-            form_matches(&profile, &views, now, &mut Budget::until(deadline))
-        };
-        let mut taken = vec![false; members.len()];
-        for plan in plans {
-            let Some(&(anchor, _)) = plan.tickets.first() else {
-                continue;
-            };
-            let Ok((_, anchor_ticket, ..)) = tickets.get(members[anchor]) else {
-                continue;
-            };
-            let game = anchor_ticket.game.clone();
-            let players: u32 = plan
-                .tickets
-                .iter()
-                .filter_map(|(i, _)| tickets.get(members[*i]).ok())
-                .map(|(_, _, _, q, _)| q.request.players())
-                .sum();
-            let id = format!("m-{:016x}", rand::random::<u64>());
-            let entity = commands
-                .spawn((
-                    Name::new(format!("match {id}")),
-                    Match {
-                        id: id.clone(),
-                        queue: profile.name.clone(),
-                        game,
-                        teams: profile.teams,
-                        players,
-                        formed_at: now,
-                        partial: plan.partial,
-                    },
-                    super::seating::MatchState::NeedsServer,
-                ))
-                .id();
-            let mut waits = Vec::with_capacity(plan.tickets.len());
-            for (index, team) in &plan.tickets {
-                taken[*index] = true;
-                let Ok((ticket_entity, ticket, mut state, queued, responder)) =
-                    tickets.get_mut(members[*index])
-                else {
-                    continue;
-                };
-                waits.push(now.saturating_sub(queued.enqueued_at));
-                *state = TicketState::Matched { with: entity };
-                commands
-                    .entity(ticket_entity)
-                    .insert((MemberOf(entity), Team(*team)));
-                send_status(
+                );
+                fail_ticket(
+                    &mut commands,
+                    entity,
+                    ticket,
                     responder,
-                    &ticket.id,
-                    MatchStage::Allocating,
-                    &format!(
-                        "Match found: team {} of {}; getting the game server ready",
-                        team + 1,
-                        profile.teams
+                    ErrorCode::Timeout,
+                    format!(
+                        "no match in queue {} within {}s; try again",
+                        profile.name,
+                        profile.max_wait.as_secs()
                     ),
                 );
-            }
-            info!(
-                "match `{id}` in queue `{}`: {} tickets, {players} players{}",
-                profile.name,
-                plan.tickets.len(),
-                if plan.partial { " (partial)" } else { "" }
-            );
-            queues.stats[queue].record_match(&waits);
-        }
-        let typical = queues.stats[queue].typical_wait;
-        let mut position = 0;
-        for (index, entity) in members.iter().enumerate() {
-            if taken[index] {
+                queues.stats[queued.queue].expired += 1;
                 continue;
             }
-            position += 1;
+            per_queue[queued.queue].push((
+                entity,
+                Waiting {
+                    key: queued.key,
+                    enqueued_at: queued.enqueued_at,
+                    players: queued.request.players(),
+                    attributes: &queued.request.attributes,
+                },
+            ));
+        }
+        // 2. The matches, queue by queue, oldest tickets first.
+        for (queue, members) in per_queue.iter_mut().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            members.sort_unstable_by_key(|(_, w)| (w.enqueued_at, w.key));
+            let views: Vec<Waiting<'_>> = members.iter().map(|(_, w)| *w).collect();
+            let mut budget = Budget::time(MATCH_BUDGET).starting_at(queues.cursors[queue]);
+            let plans = form_matches(&queues.profiles.0[queue], &views, now, &mut budget);
+            queues.cursors[queue] = budget.stopped_at.unwrap_or(0);
+            let mut taken = vec![false; members.len()];
+            for plan in plans {
+                for (index, _) in &plan.tickets {
+                    taken[*index] = true;
+                }
+                formed.push(Formed {
+                    queue,
+                    tickets: plan
+                        .tickets
+                        .iter()
+                        .map(|(index, team)| (members[*index].0, *team))
+                        .collect(),
+                    partial: plan.partial,
+                });
+            }
+            still_waiting[queue] = members
+                .iter()
+                .zip(&taken)
+                .filter(|(_, taken)| !**taken)
+                .map(|((entity, _), _)| *entity)
+                .collect();
+        }
+    }
+
+    // 3. Each match an entity; its tickets point at it with their teams.
+    for Formed {
+        queue,
+        tickets: members,
+        partial,
+    } in formed
+    {
+        let profile = &queues.profiles.0[queue];
+        let Some(game) = members
+            .first()
+            .and_then(|(e, _)| tickets.get(*e).ok())
+            .map(|(_, ticket, ..)| ticket.game.clone())
+        else {
+            continue;
+        };
+        let players: u32 = members
+            .iter()
+            .filter_map(|(e, _)| tickets.get(*e).ok())
+            .map(|(_, _, _, q, _)| q.request.players())
+            .sum();
+        let id = format!("m-{:016x}", rand::random::<u64>());
+        let entity = commands
+            .spawn((
+                Name::new(format!("match {id}")),
+                Match {
+                    id: id.clone(),
+                    queue: profile.name.clone(),
+                    game,
+                    teams: profile.teams,
+                    players,
+                    formed_at: now,
+                    partial,
+                },
+                super::seating::MatchState::NeedsServer,
+            ))
+            .id();
+        let mut waits = Vec::with_capacity(members.len());
+        for (ticket_entity, team) in &members {
+            let Ok((_, ticket, mut state, queued, responder)) = tickets.get_mut(*ticket_entity)
+            else {
+                continue;
+            };
+            waits.push(now.saturating_sub(queued.enqueued_at));
+            *state = TicketState::Matched { with: entity };
+            commands
+                .entity(*ticket_entity)
+                .insert((MemberOf(entity), Team(*team)));
+            send_status(
+                responder,
+                &ticket.id,
+                MatchStage::Allocating,
+                &format!(
+                    "Match found: team {} of {}; getting the game server ready",
+                    team + 1,
+                    profile.teams
+                ),
+            );
+        }
+        debug!(
+            "match `{id}` in queue `{}`: {} tickets, {players} players{}",
+            profile.name,
+            members.len(),
+            if partial { " (partial)" } else { "" }
+        );
+        queues.stats[queue].record_match(&waits);
+    }
+
+    // 4. The others hear where they stand.
+    for (queue, waiting) in still_waiting.iter().enumerate() {
+        let profile = &queues.profiles.0[queue];
+        let typical = queues.stats[queue].typical_wait;
+        for (position, entity) in waiting.iter().enumerate() {
             if let Ok((_, ticket, _, mut queued, responder)) = tickets.get_mut(*entity) {
                 tell_progress(
-                    &profile,
+                    profile,
                     ticket,
                     &mut queued,
                     responder,
-                    position,
+                    position + 1,
                     typical,
                     now,
                 );

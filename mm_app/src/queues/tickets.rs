@@ -48,6 +48,8 @@ pub struct Queues {
     pub stats: Vec<QueueStats>,
     /// Set when a ticket joined: the matcher runs in the next frame rather than at its tick.
     pub dirty: bool,
+    /// Per profile: the age rank the next pass starts at (where the last one ran out of budget).
+    pub cursors: Vec<usize>,
     next_key: u64,
 }
 
@@ -55,10 +57,12 @@ impl Queues {
     /// The queues of these profiles, with nothing seen yet.
     pub fn new(profiles: QueueProfiles) -> Self {
         let stats = vec![QueueStats::default(); profiles.0.len()];
+        let cursors = vec![0; profiles.0.len()];
         Self {
             profiles,
             stats,
             dirty: false,
+            cursors,
             next_key: 0,
         }
     }
