@@ -13,6 +13,7 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
@@ -24,9 +25,10 @@ use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
 use crate::error::ConfigError;
 use crate::fleet_driver::Fleet;
 use crate::inspect_access::{AccessPolicy, Mailbox, READ_METHODS, serve};
+use crate::queues::{Match, MatchState, QueueTicket, Rule};
 use crate::runtime::AsyncRuntime;
 use crate::seats::{LedgerReadiness, LedgerStats, SeatReservation};
-use crate::ticket::TicketState;
+use crate::ticket::{Ticket, TicketState};
 
 /// The name of the summary method.
 pub const SUMMARY_METHOD: &str = "bevygap/summary";
@@ -162,7 +164,14 @@ pub struct SummaryParams<'w, 's> {
     >,
     fleet: Option<Res<'w, Fleet>>,
     players: Option<Res<'w, crate::player_check::PlayerCheck>>,
+    queues: Res<'w, crate::queues::Queues>,
+    queued: Query<'w, 's, (&'static Ticket, &'static TicketState, &'static QueueTicket)>,
+    matches: Query<'w, 's, (&'static Match, &'static MatchState)>,
+    time: Res<'w, Time>,
 }
+
+/// Most waiting tickets the summary lists per queue (the oldest).
+const LISTED_TICKETS: usize = 20;
 
 impl SummaryParams<'_, '_> {
     /// Tickets and reservations by state, seats per deployment, and the fleet backend with the
@@ -220,6 +229,22 @@ impl SummaryParams<'_, '_> {
             "matchmakers": self.live.as_ref().map_or(1, |live| live.0),
             "players_refused": self.players.as_ref().map_or(0, |p| p.refused()),
         });
+        summary["queues"] = self.queues_summary();
+        summary["matches"] = self
+            .matches
+            .iter()
+            .map(|(m, state)| {
+                json!({
+                    "id": m.id,
+                    "queue": m.queue,
+                    "players": m.players,
+                    "teams": m.teams,
+                    "partial": m.partial,
+                    "state": format!("{state:?}").split_whitespace().next().unwrap_or_default(),
+                    "age_secs": self.time.elapsed().saturating_sub(m.formed_at).as_secs_f64(),
+                })
+            })
+            .collect();
         if let Some(fleet) = &self.fleet {
             summary["fleet"] = json!({
                 "backend": fleet.0.name(),
@@ -228,6 +253,83 @@ impl SummaryParams<'_, '_> {
         }
         summary
     }
+}
+
+impl SummaryParams<'_, '_> {
+    /// Each queue: who waits (players, the oldest wait, the oldest tickets with their current
+    /// windows), what it has matched and expired, and its typical wait.
+    fn queues_summary(&self) -> Value {
+        let now = self.time.elapsed();
+        let mut waiting: Vec<Vec<(&Ticket, &QueueTicket)>> =
+            vec![Vec::new(); self.queues.profiles.0.len()];
+        for (ticket, state, queued) in &self.queued {
+            if *state == TicketState::InQueue
+                && let Some(list) = waiting.get_mut(queued.queue)
+            {
+                list.push((ticket, queued));
+            }
+        }
+        self.queues
+            .profiles
+            .0
+            .iter()
+            .zip(&self.queues.stats)
+            .zip(waiting)
+            .map(|((profile, stats), mut tickets)| {
+                tickets.sort_by_key(|(_, q)| (q.enqueued_at, q.key));
+                let players: u32 = tickets.iter().map(|(_, q)| q.request.players()).sum();
+                let oldest = tickets
+                    .first()
+                    .map(|(_, q)| now.saturating_sub(q.enqueued_at).as_secs_f64());
+                let listed: Vec<Value> = tickets
+                    .iter()
+                    .take(LISTED_TICKETS)
+                    .map(|(ticket, q)| {
+                        let waited = now.saturating_sub(q.enqueued_at);
+                        json!({
+                            "ticket": ticket.id.0,
+                            "players": q.request.players(),
+                            "waited_secs": waited.as_secs_f64(),
+                            "windows": windows_json(profile, waited),
+                            "widened": profile.widening_steps(waited),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "name": profile.name,
+                    "teams": profile.teams,
+                    "team_size": [profile.team_min, profile.team_max],
+                    "max_wait_secs": profile.max_wait.as_secs_f64(),
+                    "waiting_tickets": tickets.len(),
+                    "waiting_players": players,
+                    "oldest_wait_secs": oldest,
+                    "typical_wait_secs": stats.typical_wait.map(|w| w.as_secs_f64()),
+                    "matches": stats.matches,
+                    "matched_tickets": stats.matched_tickets,
+                    "expired": stats.expired,
+                    "tickets": listed,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A queue's widening windows after waiting `waited`: each difference rule by its attribute,
+/// and the latency window as `latency_ms`.
+fn windows_json(profile: &crate::queues::QueueProfile, waited: Duration) -> Value {
+    let mut windows = serde_json::Map::new();
+    for rule in &profile.rules {
+        match rule {
+            Rule::Difference { attribute, window } => {
+                windows.insert(attribute.clone(), window.at(waited).into());
+            }
+            Rule::Latency { window } => {
+                windows.insert("latency_ms".into(), window.at(waited).into());
+            }
+            Rule::Equal { .. } | Rule::Intersect { .. } => {}
+        }
+    }
+    Value::Object(windows)
 }
 
 /// The `bevygap/summary` method (see [`SummaryParams::summary`]).

@@ -37,7 +37,7 @@ impl Plugin for StatusPagePlugin {
     }
 }
 
-/// The summary without addresses.
+/// The summary without addresses, ticket ids or match ids: queues keep their sizes and waits.
 pub fn public_status(mut summary: Value) -> Value {
     if let Some(deployments) = summary["deployments"].as_array_mut() {
         for deployment in deployments {
@@ -45,6 +45,20 @@ pub fn public_status(mut summary: Value) -> Value {
                 fields.remove("address");
             }
         }
+    }
+    if let Some(queues) = summary["queues"].as_array_mut() {
+        for queue in queues {
+            if let Some(fields) = queue.as_object_mut() {
+                fields.remove("tickets");
+            }
+        }
+    }
+    if let Some(fields) = summary.as_object_mut() {
+        let forming = fields
+            .remove("matches")
+            .and_then(|m| m.as_array().map(Vec::len))
+            .unwrap_or_default();
+        fields.insert("matches_forming".into(), forming.into());
     }
     summary
 }

@@ -248,3 +248,53 @@ fn a_waiting_ticket_hears_its_place_sees_its_window_widen_and_expires_at_its_max
         );
     }
 }
+
+#[test]
+fn the_summary_shows_each_queue_its_tickets_windows_and_matches_and_the_public_status_only_sizes() {
+    use bevy::ecs::system::RunSystemOnce;
+    use bevygap_matchmaker::inspect::SummaryParams;
+    let mut h = harness();
+    h.request_queue("far-1", ask(0.0, &[]));
+    h.request_queue("far-2", ask(5000.0, &["ann", "bob"]));
+    h.tick();
+    h.wait(Duration::from_secs(11));
+    let summary = h
+        .app
+        .world_mut()
+        .run_system_once(|params: SummaryParams| params.summary())
+        .unwrap();
+    let queue = &summary["queues"][0];
+    assert_eq!(queue["name"], "2v2");
+    assert_eq!(queue["waiting_tickets"], 2);
+    assert_eq!(queue["waiting_players"], 3);
+    assert!(queue["oldest_wait_secs"].as_f64().unwrap() >= 11.0);
+    let listed = queue["tickets"].as_array().unwrap();
+    assert_eq!(listed[0]["ticket"], "far-1");
+    assert_eq!(listed[0]["windows"]["skill"], 1000.0, "widened after 10 s");
+    assert_eq!(listed[0]["widened"], 1);
+    assert_eq!(summary["tickets"]["in_queue"], 2);
+
+    let public = bevygap_matchmaker::status_page::public_status(summary);
+    assert!(
+        public["queues"][0].get("tickets").is_none(),
+        "no ticket ids"
+    );
+    assert_eq!(public["queues"][0]["waiting_players"], 3);
+    assert_eq!(public["matches_forming"], 0);
+
+    // A match shows while it gets its server.
+    for (i, skill) in [100.0, 110.0, 120.0, 130.0].iter().enumerate() {
+        h.request_queue(&format!("near-{i}"), ask(*skill, &[]));
+    }
+    h.tick();
+    let summary = h
+        .app
+        .world_mut()
+        .run_system_once(|params: SummaryParams| params.summary())
+        .unwrap();
+    let matches = summary["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 1, "{summary}");
+    assert_eq!(matches[0]["queue"], "2v2");
+    assert_eq!(matches[0]["players"], 4);
+    assert_eq!(summary["queues"][0]["matches"], 1);
+}
