@@ -298,3 +298,31 @@ fn a_callout_key_that_is_not_an_account_seed_is_refused_without_echoing_it() {
     );
     assert!(!err.contains(user_seed), "{err}");
 }
+
+#[test]
+fn a_queues_file_with_a_mistake_stops_the_start_with_the_queue_and_setting_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("queues.toml");
+    std::fs::write(
+        &bad,
+        "[[queue]]\nname = \"ranked\"\nteam_size = { min = 3, max = 2 }\nmax_wait_secs = 60\n",
+    )
+    .unwrap();
+    let err = refused(
+        with_required_flags()
+            .arg("--dev")
+            .arg("--queues")
+            .arg(&bad)
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
+    assert!(
+        err.contains("--queues") && err.contains("\"ranked\"") && err.contains("team_size"),
+        "{err}"
+    );
+    let missing = refused(
+        with_required_flags()
+            .args(["--dev", "--queues", "/nonexistent/queues.toml"])
+            .env("LIGHTYEAR_PRIVATE_KEY", ZERO_KEY),
+    );
+    assert!(missing.contains("cannot read the queues file"), "{missing}");
+}
