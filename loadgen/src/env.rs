@@ -209,5 +209,6 @@ fn warm_lease(id: &str, seats: u32, port: u16) -> DeploymentLease {
         started_at_ms: 0,
         heartbeat_at_ms: 0,
         accepting: true,
+        backfill: None,
     }
 }

@@ -83,6 +83,9 @@ pub struct DeploymentInfo {
     pub reported_players: u32,
     /// False while draining.
     pub accepting: bool,
+    /// The players it asks a queue for (backfill), if any.
+    #[reflect(ignore)]
+    pub backfill: Option<bevygap_shared::schema::LeaseBackfill>,
 }
 
 fn unspecified_addr() -> SocketAddr {
@@ -100,6 +103,7 @@ impl DeploymentInfo {
             region: lease.location.as_ref().map(|l| l.region.clone()),
             reported_players: lease.players,
             accepting: lease.accepting,
+            backfill: lease.backfill.clone(),
         }
     }
 }
@@ -283,6 +287,22 @@ impl Seats {
         self.taking.insert(seat);
         self.selling = self.selling.saturating_add(1);
         Some(seat)
+    }
+
+    /// Marks `seat` as being taken when the mirror shows it free (a backfill names its seats);
+    /// false when it is held or being taken.
+    pub fn start_taking_seat(&mut self, seat: u32) -> bool {
+        if seat >= self.capacity || self.held.contains_key(&seat) || self.taking.contains(&seat) {
+            return false;
+        }
+        self.taking.insert(seat);
+        self.selling = self.selling.saturating_add(1);
+        true
+    }
+
+    /// Whether `seat` is free in the mirror (not held, not being taken).
+    pub fn is_free(&self, seat: u32) -> bool {
+        seat < self.capacity && !self.held.contains_key(&seat) && !self.taking.contains(&seat)
     }
 
     /// The write for `seat` is over (taken or lost).

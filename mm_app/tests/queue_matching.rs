@@ -167,6 +167,7 @@ fn simulate(profile: &QueueProfile, stream: &[Arrival], checks: u64) -> Run {
                 enqueued_at: Duration::from_secs(stream[*i].at_secs),
                 players: stream[*i].players,
                 attributes: &stream[*i].attributes,
+                prefilled: None,
             })
             .collect();
         // A pass that runs out of budget hands its place to the next one.
@@ -332,6 +333,7 @@ fn waiting<'a>(tickets: &'a [(u64, u32, Attributes)]) -> Vec<Waiting<'a>> {
             enqueued_at: Duration::from_secs(*at),
             players: *players,
             attributes,
+            prefilled: None,
         })
         .collect()
 }

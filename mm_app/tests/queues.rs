@@ -298,3 +298,70 @@ fn the_summary_shows_each_queue_its_tickets_windows_and_matches_and_the_public_s
     assert_eq!(matches[0]["players"], 4);
     assert_eq!(summary["queues"][0]["matches"], 1);
 }
+
+fn with_backfill(
+    mut lease: bevygap_shared::schema::DeploymentLease,
+    slots: &[(u32, u32)],
+    skill: f64,
+) -> bevygap_shared::schema::DeploymentLease {
+    let mut backfill = bevygap_shared::schema::LeaseBackfill {
+        queue: "2v2".into(),
+        slots: slots
+            .iter()
+            .map(|(seat, team)| bevygap_shared::schema::BackfillSlot {
+                seat: *seat,
+                team: *team,
+            })
+            .collect(),
+        attributes: Default::default(),
+    };
+    backfill.attributes.numbers.insert("skill".into(), skill);
+    lease.backfill = Some(backfill);
+    lease
+}
+
+#[test]
+fn a_running_servers_backfill_is_filled_on_the_seats_and_teams_it_named() {
+    let mut h = harness();
+    h.lease(with_backfill(
+        lease("dep-b", 4, 7010),
+        &[(1, 0), (3, 1)],
+        1000.0,
+    ));
+    h.tick();
+    h.request_queue("late-1", ask(1020.0, &[]));
+    h.request_queue("late-2", ask(980.0, &[]));
+    h.tick();
+    h.tick();
+    assert!(h.allocations.is_empty(), "no new server for a backfill");
+    let mut seats: Vec<u32> = h.stored.iter().map(|s| s.record.seat).collect();
+    seats.sort_unstable();
+    assert_eq!(seats, vec![1, 3], "the seats the server named");
+    h.store_all();
+    let answers = matched(h.results());
+    assert_eq!(answers.len(), 2);
+    let mut teams: Vec<u32> = answers.values().map(|m| m.team).collect();
+    teams.sort_unstable();
+    assert_eq!(teams, vec![0, 1], "one player for each open team");
+    assert!(
+        answers
+            .values()
+            .all(|m| m.sessions.len() == 1 && m.sessions[0].port == 7010)
+    );
+}
+
+#[test]
+fn a_backfill_whose_seats_are_taken_elsewhere_is_left_alone_and_its_tickets_keep_waiting() {
+    let mut h = harness();
+    h.lease(with_backfill(lease("dep-c", 4, 7011), &[(2, 0)], 1000.0));
+    h.tick();
+    assert!(h.sell_elsewhere("dep-c", 2, 5));
+    h.deliver();
+    h.tick();
+    h.request_queue("late", ask(1000.0, &[]));
+    h.tick();
+    h.tick();
+    assert!(h.stored.is_empty(), "no seat taken");
+    assert!(h.results().is_empty(), "the ticket keeps waiting");
+    assert_eq!(h.count::<Match>(), 0);
+}

@@ -101,6 +101,7 @@ pub fn lease_for(
         started_at_ms: now,
         heartbeat_at_ms: now,
         accepting: true,
+        backfill: None,
     }
 }
 

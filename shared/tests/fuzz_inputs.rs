@@ -38,6 +38,7 @@ fn lease() -> DeploymentLease {
         started_at_ms: 1_000,
         heartbeat_at_ms: 2_000,
         accepting: true,
+        backfill: None,
     }
 }
 

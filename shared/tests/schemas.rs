@@ -28,6 +28,7 @@ fn lease() -> DeploymentLease {
         started_at_ms: 1_700_000_000_000,
         heartbeat_at_ms: 1_700_000_003_000,
         accepting: true,
+        backfill: None,
     }
 }
 

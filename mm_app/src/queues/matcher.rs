@@ -32,6 +32,10 @@ pub struct Waiting<'a> {
     pub players: u32,
     /// Its attributes.
     pub attributes: &'a Attributes,
+    /// For a running server's backfill (not a ticket): the players already on each team. A
+    /// backfill is only ever an anchor, with no players of its own; its match fills the teams
+    /// up to their size.
+    pub prefilled: Option<&'a [u32]>,
 }
 
 /// A match the matcher formed: indices into the input, each with its team.
@@ -226,10 +230,10 @@ fn windows(profile: &QueueProfile, waited: Duration) -> Windows {
 /// Packs tickets of these sizes into `teams` teams of at most `team_max` players: largest first,
 /// each into the team with the fewest players that has room (ties: the lowest team). Returns each
 /// ticket's team and the players per team, or `None` when they do not fit that way.
-fn pack(sizes: &[u32], teams: usize, team_max: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+fn pack(sizes: &[u32], initial: &[u32], team_max: u32) -> Option<(Vec<u32>, Vec<u32>)> {
     let mut order: Vec<usize> = (0..sizes.len()).collect();
     order.sort_by_key(|i| (std::cmp::Reverse(sizes[*i]), *i));
-    let mut players = vec![0u32; teams];
+    let mut players = initial.to_vec();
     let mut team_of = vec![0u32; sizes.len()];
     for i in order {
         let team = players
@@ -246,6 +250,8 @@ fn pack(sizes: &[u32], teams: usize, team_max: u32) -> Option<(Vec<u32>, Vec<u32
 
 /// A match being built around an anchor.
 struct Builder<'a> {
+    /// Players already on each team (a backfill's), then with the members.
+    initial: Vec<u32>,
     team_players: Vec<u32>,
     /// Member indices (the anchor first), their sizes and their teams.
     members: Vec<usize>,
@@ -260,9 +266,16 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(teams: u32) -> Self {
+    fn new(teams: u32, prefilled: Option<&[u32]>) -> Self {
+        let mut initial = vec![0; teams as usize];
+        if let Some(prefilled) = prefilled {
+            for (team, players) in initial.iter_mut().zip(prefilled) {
+                *team = *players;
+            }
+        }
         Self {
-            team_players: vec![0; teams as usize],
+            team_players: initial.clone(),
+            initial,
             members: Vec::new(),
             sizes: Vec::new(),
             teams_of: Vec::new(),
@@ -287,7 +300,7 @@ impl<'a> Builder<'a> {
             table.latencies[index],
         );
         self.sizes.push(players);
-        let packed = pack(&self.sizes, self.team_players.len(), team_max);
+        let packed = pack(&self.sizes, &self.initial, team_max);
         self.sizes.pop();
         let Some((teams_of, team_players)) = packed else {
             return false;
@@ -367,7 +380,10 @@ impl<'a> Builder<'a> {
 }
 
 /// The fewest tickets that can make a match: a full one, or a partial one once allowed.
-fn fewest_tickets(profile: &QueueProfile, partial_allowed: bool) -> usize {
+fn fewest_tickets(profile: &QueueProfile, partial_allowed: bool, backfill: bool) -> usize {
+    if backfill {
+        return 2; // the backfill and one ticket
+    }
     let players = if partial_allowed {
         profile.teams * profile.team_min
     } else {
@@ -457,17 +473,17 @@ pub fn form_matches(
         };
         candidates.clear();
         candidates.extend(
-            members[start..end]
-                .iter()
-                .copied()
-                .filter(|i| !used[*i] && rank[*i] > rank[anchor]),
+            members[start..end].iter().copied().filter(|i| {
+                !used[*i] && rank[*i] > rank[anchor] && waiting[*i].prefilled.is_none()
+            }),
         );
-        if candidates.len() + 1 < fewest_tickets(profile, partial_allowed) {
+        let backfill = waiting[anchor].prefilled;
+        if candidates.len() + 1 < fewest_tickets(profile, partial_allowed, backfill.is_some()) {
             continue;
         }
         candidates.sort_unstable_by_key(|i| rank[*i]);
         let windows = windows(profile, waited);
-        let mut builder = Builder::new(profile.teams);
+        let mut builder = Builder::new(profile.teams, backfill);
         if !builder.try_add(
             anchor,
             waiting[anchor].players,
@@ -494,7 +510,8 @@ pub fn form_matches(
             }
         }
         let full = builder.full(profile.team_max);
-        if full || (partial_allowed && builder.at_least(profile.team_min)) {
+        let someone = builder.members.len() > 1 || backfill.is_none();
+        if someone && (full || (partial_allowed && builder.at_least(profile.team_min))) {
             for index in &builder.members {
                 used[*index] = true;
             }

@@ -10,8 +10,11 @@ use bevygap_shared::protocol::channel::MatchStage;
 use bevygap_shared::protocol::{ErrorCode, GameRef};
 
 use super::matcher::{Budget, Waiting, form_matches};
+use super::seating::{BackfillFor, ServesMatch};
 use super::tickets::{QueueTicket, Queues};
+use crate::deployment::{DeploymentInfo, DeploymentState, Seats};
 use crate::ticket::{Ticket, TicketResponder, TicketState, fail_ticket, send_status};
+use bevygap_shared::schema::LeaseBackfill;
 
 /// How often queues are matched when no ticket joined (windows widen with time).
 pub const QUEUE_TICK: Duration = Duration::from_millis(100);
@@ -73,11 +76,87 @@ type QueueMember<'a> = (
     &'a TicketResponder,
 );
 
-/// A match the pass formed: its tickets with their teams, and whether it is partial.
+/// A match the pass formed: its tickets with their teams, whether it is partial, and the
+/// running server whose backfill it fills, if any.
 struct Formed {
     queue: usize,
     tickets: Vec<(Entity, u32)>,
     partial: bool,
+    backfill: Option<Entity>,
+}
+
+/// What the matcher looks at: a waiting ticket, or a running server's backfill.
+#[derive(Debug, Clone, Copy)]
+enum Member {
+    Ticket(Entity),
+    Backfill(Entity),
+}
+
+/// Since when a deployment's backfill has been seen (its age in the queue's order).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
+#[reflect(Component)]
+pub struct BackfillSince(pub Duration);
+
+/// A deployment as the matcher reads it for backfills.
+type BackfillServer<'a> = (
+    Entity,
+    &'a DeploymentState,
+    &'a DeploymentInfo,
+    &'a Seats,
+    Option<&'a ServesMatch>,
+    Option<&'a BackfillSince>,
+);
+
+/// The backfills the matcher may fill now: each with its queue, server, players already on each
+/// team, request and age.
+fn open_backfills<'a>(
+    commands: &mut Commands,
+    queues: &Queues,
+    deployments: &'a Query<BackfillServer<'_>>,
+    now: Duration,
+) -> Vec<(usize, Entity, Vec<u32>, &'a LeaseBackfill, Duration)> {
+    let mut open = Vec::new();
+    for (entity, state, info, seats, serving, since) in deployments {
+        let Some(backfill) = &info.backfill else {
+            if since.is_some() {
+                commands.entity(entity).remove::<BackfillSince>();
+            }
+            continue;
+        };
+        let since = match since {
+            Some(since) => since.0,
+            None => {
+                commands.entity(entity).insert(BackfillSince(now));
+                now
+            }
+        };
+        if *state != DeploymentState::Ready || serving.is_some() || !info.accepting {
+            continue;
+        }
+        let Some(queue) = queues
+            .profiles
+            .0
+            .iter()
+            .position(|q| q.name == backfill.queue)
+        else {
+            continue;
+        };
+        let profile = &queues.profiles.0[queue];
+        let fits = !backfill.slots.is_empty()
+            && backfill
+                .slots
+                .iter()
+                .all(|slot| slot.team < profile.teams && seats.is_free(slot.seat));
+        if !fits {
+            continue;
+        }
+        let mut prefilled = vec![profile.team_max; profile.teams as usize];
+        for slot in &backfill.slots {
+            prefilled[slot.team as usize] = prefilled[slot.team as usize].saturating_sub(1);
+        }
+        open.push((queue, entity, prefilled, backfill, since));
+    }
+    open
 }
 
 /// Fails tickets past their queue's max wait, forms the matches it can within [`MATCH_BUDGET`],
@@ -88,6 +167,7 @@ pub fn match_queues(
     mut last: ResMut<LastMatchPass>,
     time: Res<Time>,
     mut tickets: Query<QueueMember<'_>>,
+    deployments: Query<BackfillServer<'_>>,
 ) {
     let now = time.elapsed();
     if !queues.dirty && last.0.is_some_and(|at| now.saturating_sub(at) < QUEUE_TICK) {
@@ -102,8 +182,22 @@ pub fn match_queues(
     let mut formed: Vec<Formed> = Vec::new();
     let mut still_waiting: Vec<Vec<Entity>> = vec![Vec::new(); queues.profiles.0.len()];
     {
-        let mut per_queue: Vec<Vec<(Entity, Waiting<'_>)>> =
+        let backfills = open_backfills(&mut commands, queues, &deployments, now);
+        let mut per_queue: Vec<Vec<(Member, Waiting<'_>)>> =
             (0..queues.profiles.0.len()).map(|_| Vec::new()).collect();
+        for (queue, entity, prefilled, backfill, since) in &backfills {
+            per_queue[*queue].push((
+                Member::Backfill(*entity),
+                Waiting {
+                    // First among tickets that joined at the same instant.
+                    key: 0,
+                    enqueued_at: *since,
+                    players: 0,
+                    attributes: &backfill.attributes,
+                    prefilled: Some(prefilled),
+                },
+            ));
+        }
         for (entity, ticket, state, queued, responder) in &tickets {
             if *state != TicketState::InQueue {
                 continue;
@@ -132,12 +226,13 @@ pub fn match_queues(
                 continue;
             }
             per_queue[queued.queue].push((
-                entity,
+                Member::Ticket(entity),
                 Waiting {
                     key: queued.key,
                     enqueued_at: queued.enqueued_at,
                     players: queued.request.players(),
                     attributes: &queued.request.attributes,
+                    prefilled: None,
                 },
             ));
         }
@@ -153,24 +248,30 @@ pub fn match_queues(
             queues.cursors[queue] = budget.stopped_at.unwrap_or(0);
             let mut taken = vec![false; members.len()];
             for plan in plans {
-                for (index, _) in &plan.tickets {
+                let mut formed_tickets = Vec::with_capacity(plan.tickets.len());
+                let mut backfill = None;
+                for (index, team) in &plan.tickets {
                     taken[*index] = true;
+                    match members[*index].0 {
+                        Member::Ticket(entity) => formed_tickets.push((entity, *team)),
+                        Member::Backfill(entity) => backfill = Some(entity),
+                    }
                 }
                 formed.push(Formed {
                     queue,
-                    tickets: plan
-                        .tickets
-                        .iter()
-                        .map(|(index, team)| (members[*index].0, *team))
-                        .collect(),
+                    tickets: formed_tickets,
                     partial: plan.partial,
+                    backfill,
                 });
             }
             still_waiting[queue] = members
                 .iter()
                 .zip(&taken)
                 .filter(|(_, taken)| !**taken)
-                .map(|((entity, _), _)| *entity)
+                .filter_map(|((member, _), _)| match member {
+                    Member::Ticket(entity) => Some(*entity),
+                    Member::Backfill(_) => None,
+                })
                 .collect();
         }
     }
@@ -180,6 +281,7 @@ pub fn match_queues(
         queue,
         tickets: members,
         partial,
+        backfill,
     } in formed
     {
         let profile = &queues.profiles.0[queue];
@@ -211,6 +313,17 @@ pub fn match_queues(
                 super::seating::MatchState::NeedsServer,
             ))
             .id();
+        if let Some(deployment) = backfill
+            && let Ok((_, _, info, ..)) = deployments.get(deployment)
+            && let Some(request) = &info.backfill
+        {
+            commands.entity(entity).insert(BackfillFor {
+                deployment,
+                slots: request.slots.clone(),
+            });
+            // No second match for this backfill while this one takes its seats.
+            commands.entity(deployment).insert(ServesMatch(entity));
+        }
         let mut waits = Vec::with_capacity(members.len());
         for (ticket_entity, team) in &members {
             let Ok((_, ticket, mut state, queued, responder)) = tickets.get_mut(*ticket_entity)

@@ -24,6 +24,7 @@ use crate::placement::SEAT_GRACE;
 use crate::seats::{LedgerStats, SeatReservation, reserved_record};
 use crate::ticket::{Ticket, TicketResponder, TicketUpdate, fail_ticket, send_status};
 use crate::tokens::TokenMinter;
+use bevygap_shared::schema::BackfillSlot;
 
 /// Where a match stands.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
@@ -66,6 +67,16 @@ pub struct MatchServer(Vec<Entity>);
 #[reflect(Component)]
 pub struct MatchHost;
 
+/// A match that fills a running server's backfill: the server and the seats it named, each for
+/// a team.
+#[derive(Component, Debug, Clone)]
+pub struct BackfillFor {
+    /// The deployment asking for players.
+    pub deployment: Entity,
+    /// Its open slots.
+    pub slots: Vec<BackfillSlot>,
+}
+
 /// On a seat reservation taken for one player of a matched ticket.
 #[derive(Component, Debug, Clone)]
 pub struct MatchSeat {
@@ -105,6 +116,7 @@ type MatchQuery<'a> = (
     &'a Match,
     &'a mut MatchState,
     Option<&'a MatchMembers>,
+    Option<&'a BackfillFor>,
 );
 type DeploymentQuery<'a> = (
     Entity,
@@ -129,7 +141,7 @@ pub fn seat_matches(
     members: Query<(&Ticket, &QueueTicket, &Team, &TicketResponder)>,
 ) {
     let now = time.elapsed();
-    for (match_entity, matched, mut state, tickets) in &mut matches {
+    for (match_entity, matched, mut state, tickets, backfill) in &mut matches {
         let tickets: Vec<Entity> = tickets.map(|m| m.iter().collect()).unwrap_or_default();
         if tickets.is_empty() {
             // Every ticket left (cancelled): nothing to seat.
@@ -168,6 +180,40 @@ pub fn seat_matches(
                 Ok((_, _, DeploymentState::Ready, ..)) => *state = MatchState::NeedsServer,
                 Ok(_) => {}
             },
+            MatchState::NeedsServer if backfill.is_some() => {
+                let Some(backfill) = backfill else { continue };
+                let open = deployments.get(backfill.deployment).is_ok_and(
+                    |(_, id, state, info, seats, _)| {
+                        id.is_some()
+                            && *state == DeploymentState::Ready
+                            && info.is_some_and(|i| i.accepting)
+                            && backfill.slots.iter().all(|slot| seats.is_free(slot.seat))
+                    },
+                );
+                if open {
+                    *state = take_seats(
+                        &mut commands,
+                        &mut store,
+                        &placement,
+                        &minter,
+                        match_entity,
+                        matched,
+                        &tickets,
+                        &members,
+                        backfill.deployment,
+                        Some(&backfill.slots),
+                        &mut deployments,
+                    );
+                } else {
+                    dissolve(
+                        &mut commands,
+                        match_entity,
+                        matched,
+                        &tickets,
+                        Some(backfill),
+                    );
+                }
+            }
             MatchState::NeedsServer => {
                 let room = deployments
                     .iter()
@@ -199,6 +245,7 @@ pub fn seat_matches(
                             &tickets,
                             &members,
                             room.entity,
+                            None,
                             &mut deployments,
                         );
                     }
@@ -262,6 +309,7 @@ fn take_seats(
     tickets: &[Entity],
     members: &Query<(&Ticket, &QueueTicket, &Team, &TicketResponder)>,
     deployment: Entity,
+    backfill: Option<&[BackfillSlot]>,
     deployments: &mut Query<DeploymentQuery<'_>>,
 ) -> MatchState {
     let Ok((_, Some(id), _, Some(info), mut seats, _)) = deployments.get_mut(deployment) else {
@@ -275,6 +323,16 @@ fn take_seats(
     let ttl = placement.0.reservation_ttl;
     let mut pending = 0;
     let mut lost = false;
+    // A backfill's players take the seats it named for their team; a fresh match any free seat.
+    let mut slots: Vec<BackfillSlot> = backfill.map(<[BackfillSlot]>::to_vec).unwrap_or_default();
+    let mut next_seat = |seats: &mut Seats, team: u32| match backfill {
+        None => seats.start_taking(),
+        Some(_) => {
+            let at = slots.iter().position(|s| s.team == team)?;
+            let slot = slots.remove(at);
+            seats.start_taking_seat(slot.seat).then_some(slot.seat)
+        }
+    };
     for ticket_entity in tickets {
         let Ok((ticket, queued, team, _)) = members.get(*ticket_entity) else {
             continue;
@@ -284,7 +342,7 @@ fn take_seats(
             .entity(*ticket_entity)
             .insert(StoredSeats(vec![None; players]));
         for player in 0..players {
-            let Some(seat) = seats.start_taking() else {
+            let Some(seat) = next_seat(&mut seats, team.0) else {
                 lost = true;
                 break;
             };
@@ -371,7 +429,12 @@ pub fn apply_match_seats(
     mut dirty: ResMut<PlacementDirty>,
     mut stats: ResMut<LedgerStats>,
     reservations: Query<(&SeatReservation, &MatchSeat)>,
-    mut matches: Query<(&Match, &mut MatchState, Option<&MatchMembers>)>,
+    mut matches: Query<(
+        &Match,
+        &mut MatchState,
+        Option<&MatchMembers>,
+        Option<&BackfillFor>,
+    )>,
     mut tickets: Query<(&Ticket, &Team, &TicketResponder, &mut StoredSeats)>,
     mut seats: Query<&mut Seats>,
 ) {
@@ -390,7 +453,7 @@ pub fn apply_match_seats(
         if let Some(mirror) = mirror.as_deref_mut() {
             mirror.stop_taking(held.seat);
         }
-        let Ok((_, mut state, _)) = matches.get_mut(match_seat.of) else {
+        let Ok((_, mut state, ..)) = matches.get_mut(match_seat.of) else {
             continue;
         };
         let MatchState::Seating { pending, lost, .. } = &mut *state else {
@@ -455,7 +518,7 @@ pub fn apply_match_seats(
         }
     }
     for match_entity in finished {
-        let Ok((matched, mut state, members)) = matches.get_mut(match_entity) else {
+        let Ok((matched, mut state, members, backfill)) = matches.get_mut(match_entity) else {
             continue;
         };
         let MatchState::Seating {
@@ -482,7 +545,12 @@ pub fn apply_match_seats(
                 }
             }
             commands.entity(deployment).remove::<ServesMatch>();
-            *state = MatchState::NeedsServer;
+            if backfill.is_some() {
+                // Its seats went elsewhere: the server asks again with what is still open.
+                dissolve(&mut commands, match_entity, matched, &members, backfill);
+            } else {
+                *state = MatchState::NeedsServer;
+            }
             continue;
         }
         info!(
@@ -511,6 +579,31 @@ pub fn apply_match_seats(
         }
         commands.entity(match_entity).despawn();
     }
+}
+
+/// Puts a match's tickets back in their queue and ends the match (a backfill that can no longer
+/// be filled as it was asked).
+fn dissolve(
+    commands: &mut Commands,
+    match_entity: Entity,
+    matched: &Match,
+    tickets: &[Entity],
+    backfill: Option<&BackfillFor>,
+) {
+    info!(
+        "match `{}`: the backfill it was filling changed; its tickets wait again",
+        matched.id
+    );
+    for ticket in tickets {
+        commands
+            .entity(*ticket)
+            .insert(crate::ticket::TicketState::InQueue)
+            .remove::<(super::matching::MemberOf, Team, StoredSeats)>();
+    }
+    if let Some(backfill) = backfill {
+        commands.entity(backfill.deployment).remove::<ServesMatch>();
+    }
+    commands.entity(match_entity).despawn();
 }
 
 /// Fails every ticket of a match and the match.

@@ -56,6 +56,7 @@ pub fn lease(id: &str, capacity: u32, port: u16) -> DeploymentLease {
         started_at_ms: 0,
         heartbeat_at_ms: 0,
         accepting: true,
+        backfill: None,
     }
 }
 

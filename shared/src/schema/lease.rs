@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CertDigest, KvRecord};
 use crate::names::KeyToken;
+use crate::protocol::queue::Attributes;
 use crate::time::UnixMillis;
 
 /// The transport a game server listens on (one per process).
@@ -70,6 +71,32 @@ pub struct DeploymentLease {
     pub heartbeat_at_ms: UnixMillis,
     /// False while the server drains: no new players are placed.
     pub accepting: bool,
+    /// Players the server asks a matchmaking queue for (backfill), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<LeaseBackfill>,
+}
+
+/// Players a running game server asks a matchmaking queue for: the seats to fill, each for a
+/// team. Matchmakers fill exactly these seats, each by compare-and-set in the seat ledger, so two
+/// matchmakers never fill one slot twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseBackfill {
+    /// The queue whose tickets may fill the slots.
+    pub queue: String,
+    /// The open slots.
+    pub slots: Vec<BackfillSlot>,
+    /// The match's attributes, for the queue's rules (e.g. its skill).
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+/// One open seat of a backfill, and the team its player joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillSlot {
+    /// The seat index.
+    pub seat: u32,
+    /// The team (0-based).
+    pub team: u32,
 }
 
 impl DeploymentLease {
@@ -93,6 +120,21 @@ impl KvRecord for DeploymentLease {
         }
         if self.public_addr.port() == 0 {
             return Err("public port is 0".into());
+        }
+        if let Some(backfill) = &self.backfill {
+            let mut seats = std::collections::BTreeSet::new();
+            for slot in &backfill.slots {
+                if slot.seat >= self.capacity || !seats.insert(slot.seat) {
+                    return Err(format!(
+                        "backfill seat {} is outside the capacity or named twice",
+                        slot.seat
+                    ));
+                }
+            }
+            backfill
+                .attributes
+                .validate()
+                .map_err(|e| format!("backfill: {e}"))?;
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ mod seat;
 
 pub use cert_digest::CertDigest;
 pub use connection::ActiveConnection;
-pub use lease::{DeploymentLease, Location, Transport};
+pub use lease::{BackfillSlot, DeploymentLease, LeaseBackfill, Location, Transport};
 pub use reservation::Reservation;
 pub use seat::{SeatHolder, SeatRecord};
 
