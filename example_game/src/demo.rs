@@ -57,6 +57,9 @@ pub struct DemoConfig {
     pub nats_tls: bool,
     /// The matchmaker's queue profiles (as a `--queues` file holds them); none by default.
     pub queues: QueueProfiles,
+    /// The queue game servers ask for backfill when a matched player leaves
+    /// (`EXAMPLE_BACKFILL_QUEUE`); none by default.
+    pub backfill_queue: Option<String>,
 }
 
 /// The NATS users and permissions template shipped for operators.
@@ -251,6 +254,9 @@ impl DemoEnv {
                 context_env::NATS_AUTH.to_owned(),
                 context_env::NATS_AUTH_EDGEGAP_CONTEXT.to_owned(),
             ));
+        }
+        if let Some(queue) = &config.backfill_queue {
+            env.push(("EXAMPLE_BACKFILL_QUEUE".to_owned(), queue.clone()));
         }
         env.push((
             "RUST_LOG".to_owned(),

@@ -5,6 +5,7 @@ use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevygap_example_web::protocol::{ExampleProtocolPlugin, GameChannel, Player, PlayersOnline};
 use bevygap_server_plugin::args::{BevygapServerArgs, ServerDefaults};
+use bevygap_server_plugin::backfill::BevygapBackfillExt;
 use bevygap_server_plugin::clients::AdmittedClient;
 use bevygap_server_plugin::{BevygapServerConfig, BevygapServerPlugin};
 use clap::Parser;
@@ -21,7 +22,15 @@ pub struct ServerArgs {
     /// Bevygap's settings.
     #[command(flatten)]
     pub bevygap: BevygapServerArgs,
+    /// When a player a matchmaking queue placed leaves, ask this queue for someone to take the
+    /// place on the same team (backfill).
+    #[arg(long, env = "EXAMPLE_BACKFILL_QUEUE")]
+    pub backfill_queue: Option<String>,
 }
+
+/// The queue asked for backfill when a matched player leaves (see [`ServerArgs::backfill_queue`]).
+#[derive(Resource, Debug, Clone)]
+pub struct BackfillQueue(pub String);
 
 impl ServerArgs {
     /// The plugin configuration, with the context read from the environment.
@@ -56,8 +65,24 @@ fn assemble(config: BevygapServerConfig, log: bool) -> App {
     })
     .add_plugins(ExampleProtocolPlugin)
     .add_plugins(BevygapServerPlugin { config })
-    .add_systems(Update, announce_players);
+    .add_systems(Update, announce_players)
+    .add_observer(backfill_leavers);
     app
+}
+
+/// Asks for a player on the team of a matched player who left, when a backfill queue is set.
+fn backfill_leavers(
+    trigger: On<Add, Disconnected>,
+    admitted: Query<&AdmittedClient>,
+    queue: Option<Res<BackfillQueue>>,
+    mut commands: Commands,
+) {
+    let (Some(queue), Ok(admitted)) = (queue, admitted.get(trigger.event_target())) else {
+        return;
+    };
+    if let Some(team) = admitted.team {
+        commands.bevygap_backfill_one(&queue.0, team);
+    }
 }
 
 /// Connected players: the server's client entities that finished the handshake.

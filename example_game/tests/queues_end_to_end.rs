@@ -164,3 +164,52 @@ fn a_skill_window_that_widens_matches_two_players_too_far_apart_at_first() {
         }
     }
 }
+
+#[test]
+fn a_player_who_leaves_a_running_match_is_replaced_on_the_same_team_by_backfill() {
+    let mut config = demo_config(DemoFleet::Local);
+    config.seats_per_server = 4;
+    config.queues = QueueProfiles::from_toml(QUEUES).unwrap();
+    config.backfill_queue = Some("2v2".into());
+    let env = DemoEnv::start(&config).unwrap();
+    let stay = Duration::from_secs(8);
+    // Four solos make a 2v2; the fourth leaves after a second.
+    let stayers: Vec<_> = [1000.0, 1010.0, 1020.0]
+        .into_iter()
+        .map(|skill| queue_bot(&env, "2v2", skill, &[], stay))
+        .collect();
+    let (leaver, leaver_view) = queue_bot(&env, "2v2", 1030.0, &[], Duration::from_secs(1));
+    let left = leaver.join().unwrap();
+    assert!(matches!(left, BotOutcome::Played { .. }), "{left:?}");
+    let team = leaver_view.0.lock().unwrap().matched.clone().unwrap().team;
+    let port = env.observed(|o| o.leases.values().next().map(|l| l.public_addr.port()));
+
+    // The server asks for one player on the leaver's team; a newcomer gets that place.
+    let (newcomer, view) = queue_bot(&env, "2v2", 1015.0, &[], Duration::from_secs(1));
+    let outcome = newcomer.join().unwrap();
+    assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcome:?}");
+    let view = view.0.lock().unwrap().clone();
+    assert_eq!(
+        view.matched.as_ref().unwrap().team,
+        team,
+        "the leaver's team"
+    );
+    let me = view.me.unwrap();
+    assert_eq!(
+        view.players
+            .iter()
+            .find(|p| p.id == me)
+            .and_then(|p| p.team),
+        Some(team),
+        "the server put the newcomer on that team"
+    );
+    assert_eq!(env.observed(|o| o.leases.len()), 1, "no second server");
+    assert_eq!(
+        env.observed(|o| o.leases.values().next().map(|l| l.public_addr.port())),
+        port
+    );
+    for bot in stayers {
+        let outcome = bot.0.join().unwrap();
+        assert!(matches!(outcome, BotOutcome::Played { .. }), "{outcome:?}");
+    }
+}

@@ -75,6 +75,11 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Seats reserved for a client that has not connected yet.
+    pub fn reserved_seats(&self) -> impl Iterator<Item = u32> + '_ {
+        self.seats.keys().copied()
+    }
+
     /// An empty table for `deployment_id`.
     pub fn new(deployment_id: impl Into<String>) -> Self {
         Self {

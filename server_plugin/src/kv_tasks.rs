@@ -30,12 +30,15 @@ pub fn lock(admission: &SharedAdmission) -> std::sync::MutexGuard<'_, Admission>
 
 /// Keeps the lease fresh every `interval` until `stop` turns true, then deletes it.
 ///
-/// `lease` is the template; `players` (the count of connected clients) is read at each heartbeat. Failed writes are logged and
-/// retried at the next beat; `ready` turns true after the first successful write.
+/// `lease` is the template; `players` (the count of connected clients) and `backfill` (the
+/// players asked for) are read at each heartbeat, and a new backfill is written at once. Failed
+/// writes are logged and retried at the next beat; `ready` turns true after the first successful
+/// write.
 pub async fn run_lease(
     store: kv::Store,
     mut lease: DeploymentLease,
     players: watch::Receiver<u32>,
+    mut backfill: watch::Receiver<Option<bevygap_shared::schema::LeaseBackfill>>,
     interval: Duration,
     ready: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
@@ -44,6 +47,7 @@ pub async fn run_lease(
     let mut failing = false;
     loop {
         lease.players = *players.borrow();
+        lease.backfill = backfill.borrow_and_update().clone();
         lease.heartbeat_at_ms = now_millis();
         match store.put(key.as_str(), encode(&lease).into()).await {
             Ok(_) => {
@@ -67,6 +71,7 @@ pub async fn run_lease(
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
+            _ = backfill.changed() => {}
             changed = stop.wait_for(|s| *s) => {
                 if changed.is_ok() {
                     break;

@@ -9,6 +9,7 @@
 //! - [`kv_tasks`]: the lease with heartbeat, the reservation watch, the active-connection keys;
 //! - [`link_sweep`]: dropping links of peers that never finish the handshake;
 //! - [`clients`]: the connection gate, admitted clients as entities, and the player count;
+//! - [`backfill`]: asking the matchmakers' queue for players while the game runs;
 //! - [`plugin`]: [`BevygapServerPlugin`], which ties them to a lightyear netcode server (its
 //!   NATS link and lifetime live in private modules);
 //! - [`local_mode`]: the same netcode server alone, without matchmaker or NATS, for development
@@ -16,6 +17,7 @@
 
 pub mod admission;
 pub mod args;
+pub mod backfill;
 pub mod cert;
 pub mod clients;
 pub mod context;

@@ -37,6 +37,8 @@ pub(crate) struct LinkChannels {
     pub stop: watch::Receiver<bool>,
     /// Players connected now.
     pub players: watch::Receiver<u32>,
+    /// The backfill to publish in the lease.
+    pub backfill: watch::Receiver<Option<bevygap_shared::schema::LeaseBackfill>>,
     /// Seat commands in.
     pub seat_commands: mpsc::UnboundedReceiver<SeatCommand>,
     /// Lost seats out.
@@ -112,6 +114,7 @@ pub(crate) async fn run_nats(
         buckets.leases,
         lease,
         channels.players,
+        channels.backfill,
         config.heartbeat,
         channels.registered,
         channels.stop,

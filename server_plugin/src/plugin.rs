@@ -131,6 +131,7 @@ impl Plugin for BevygapServerPlugin {
         let (stop_lease, stop_lease_rx) = watch::channel(false);
         let (terminate_tx, terminate) = watch::channel(false);
         let (players_tx, players) = watch::channel(0u32);
+        let (backfill_tx, backfill) = watch::channel(None);
         let (seat_commands, seat_commands_rx) = tokio::sync::mpsc::unbounded_channel();
         let (lost_tx, lost_rx) = tokio::sync::mpsc::unbounded_channel();
 
@@ -161,6 +162,7 @@ impl Plugin for BevygapServerPlugin {
                 registered: registered_tx,
                 stop: stop_lease_rx,
                 players,
+                backfill,
                 seat_commands: seat_commands_rx,
                 lost: lost_tx,
                 admission: admission.clone(),
@@ -195,6 +197,11 @@ impl Plugin for BevygapServerPlugin {
         })
         .insert_resource(LostSeats(lost_rx))
         .insert_resource(PlayerCount(players_tx))
+        .init_resource::<crate::backfill::BevygapBackfill>()
+        .insert_resource(crate::backfill::BackfillPublisher {
+            sender: backfill_tx,
+            capacity: config.context.capacity,
+        })
         .insert_resource(LinkStatus {
             registered,
             nats_connected,
@@ -219,6 +226,7 @@ impl Plugin for BevygapServerPlugin {
             Update,
             (
                 publish_player_count,
+                crate::backfill::publish_backfill,
                 update_status,
                 exit_on_stop,
                 sweep_unconnected_links,

@@ -89,12 +89,14 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
         .await
         .unwrap();
     let (players_tx, players) = watch::channel(0u32);
+    let (backfill_tx, backfill) = watch::channel(None);
     let (ready_tx, mut ready) = watch::channel(false);
     let (stop_tx, stop) = watch::channel(false);
     let task = tokio::spawn(run_lease(
         leases.clone(),
         lease_for(&context(), Transport::Udp, None),
         players,
+        backfill,
         Duration::from_millis(50),
         ready_tx,
         stop,
@@ -110,6 +112,19 @@ async fn the_lease_is_written_refreshed_with_the_player_count_and_removed_on_sto
     wait_until_async("the heartbeat to carry 3 players", WAIT, || async {
         let bytes = leases.get("dep-a").await.ok()??;
         (decode::<DeploymentLease>(&bytes).ok()?.players == 3).then_some(())
+    })
+    .await;
+
+    // A backfill rides on the lease.
+    let wanted = bevygap_shared::schema::LeaseBackfill {
+        queue: "2v2".into(),
+        slots: vec![bevygap_shared::schema::BackfillSlot { seat: 1, team: 0 }],
+        attributes: Default::default(),
+    };
+    backfill_tx.send_replace(Some(wanted.clone()));
+    wait_until_async("the lease to carry the backfill", WAIT, || async {
+        let bytes = leases.get("dep-a").await.ok()??;
+        (decode::<DeploymentLease>(&bytes).ok()?.backfill == Some(wanted.clone())).then_some(())
     })
     .await;
 

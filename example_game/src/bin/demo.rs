@@ -171,6 +171,7 @@ fn main() -> ExitCode {
         nats_roles: false,
         nats_tls: false,
         queues: Default::default(),
+        backfill_queue: None,
     };
     if args.serve || args.browser {
         let page = if args.browser {

@@ -34,6 +34,7 @@ pub fn demo_config(fleet: DemoFleet) -> DemoConfig {
         nats_roles: false,
         nats_tls: false,
         queues: Default::default(),
+        backfill_queue: None,
     }
 }
 

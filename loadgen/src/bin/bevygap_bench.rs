@@ -564,6 +564,7 @@ fn cold_fleet(
         nats_roles: false,
         nats_tls: false,
         queues: Default::default(),
+        backfill_queue: None,
     };
     let env = bevygap_example_game::demo::DemoEnv::start(&config)?;
     let request = format!(

@@ -124,6 +124,9 @@ impl Budget {
 /// A set for the rows of tickets that lack an attribute (they never match).
 static NO_SET: BTreeSet<String> = BTreeSet::new();
 
+/// The set of a backfill that does not name a set attribute: any set goes.
+static ANY_SET: BTreeSet<String> = BTreeSet::new();
+
 /// The tickets' values for the queue's rules, looked up once per pass into flat columns (no
 /// allocation per ticket). A row is not `valid` when the ticket lacks an attribute a rule needs.
 struct Table<'a> {
@@ -161,13 +164,16 @@ impl<'a> Table<'a> {
         };
         for ticket in waiting {
             let attributes = ticket.attributes;
+            // A backfill constrains only what it names (but must name equality rules' values).
+            let backfill = ticket.prefilled.is_some();
             let mut valid = true;
             for rule in &profile.rules {
                 match rule {
                     Rule::Difference { attribute, .. } => {
                         let value = attributes.numbers.get(attribute);
-                        valid &= value.is_some();
-                        table.numbers.push(value.copied().unwrap_or_default());
+                        valid &= value.is_some() || backfill;
+                        let missing = if backfill { f64::NAN } else { 0.0 };
+                        table.numbers.push(value.copied().unwrap_or(missing));
                     }
                     Rule::Equal { attribute } => {
                         let value = attributes.strings.get(attribute);
@@ -176,13 +182,14 @@ impl<'a> Table<'a> {
                     }
                     Rule::Intersect { attribute } => {
                         let value = attributes.sets.get(attribute);
-                        valid &= value.is_some();
-                        table.sets.push(value.unwrap_or(&NO_SET));
+                        valid &= value.is_some() || backfill;
+                        let missing = if backfill { &ANY_SET } else { &NO_SET };
+                        table.sets.push(value.unwrap_or(missing));
                     }
                     Rule::Latency { .. } => {}
                 }
             }
-            if latency {
+            if latency && !(backfill && attributes.latencies_ms.is_empty()) {
                 valid &= !attributes.latencies_ms.is_empty();
                 table.latencies.push(Some(&attributes.latencies_ms));
             } else {
@@ -257,10 +264,10 @@ struct Builder<'a> {
     members: Vec<usize>,
     sizes: Vec<u32>,
     teams_of: Vec<u32>,
-    /// (smallest, largest) per difference rule.
+    /// (smallest, largest) per difference rule; empty (∞, -∞) until a member names a value.
     ranges: Vec<(f64, f64)>,
-    /// The members every set rule still has in common.
-    common: Vec<BTreeSet<&'a str>>,
+    /// The members every set rule still has in common (`None`: no member has named one yet).
+    common: Vec<Option<BTreeSet<&'a str>>>,
     /// Regions where every member's ping is within the latency window.
     regions: Option<BTreeSet<&'a str>>,
 }
@@ -306,40 +313,53 @@ impl<'a> Builder<'a> {
             return false;
         };
         let first = self.members.is_empty();
-        let ranges: Vec<(f64, f64)> = if first {
-            numbers.iter().map(|v| (*v, *v)).collect()
-        } else {
-            self.ranges
-                .iter()
-                .zip(numbers)
-                .map(|((lo, hi), v)| (lo.min(*v), hi.max(*v)))
-                .collect()
-        };
+        // A value a backfill does not name (NaN, ANY_SET) leaves its rule to the tickets.
+        let ranges: Vec<(f64, f64)> = numbers
+            .iter()
+            .enumerate()
+            .map(|(rule, v)| {
+                let (lo, hi) = if first {
+                    (f64::INFINITY, f64::NEG_INFINITY)
+                } else {
+                    self.ranges[rule]
+                };
+                if v.is_nan() {
+                    (lo, hi)
+                } else {
+                    (lo.min(*v), hi.max(*v))
+                }
+            })
+            .collect();
         if ranges
             .iter()
             .zip(&windows.numbers)
-            .any(|((lo, hi), window)| hi - lo > *window)
+            .any(|((lo, hi), window)| hi >= lo && hi - lo > *window)
         {
             return false;
         }
-        let common: Vec<BTreeSet<&'a str>> = if first {
-            sets.iter()
-                .map(|set| set.iter().map(String::as_str).collect())
-                .collect()
-        } else {
-            self.common
-                .iter()
-                .zip(sets)
-                .map(|(common, set)| {
-                    common
+        let common: Vec<Option<BTreeSet<&'a str>>> = sets
+            .iter()
+            .enumerate()
+            .map(|(rule, set)| {
+                let so_far = if first {
+                    None
+                } else {
+                    self.common[rule].as_ref()
+                };
+                if std::ptr::eq(*set, &ANY_SET) {
+                    return so_far.cloned();
+                }
+                Some(match so_far {
+                    None => set.iter().map(String::as_str).collect(),
+                    Some(common) => common
                         .iter()
                         .copied()
                         .filter(|m| set.contains(*m))
-                        .collect()
+                        .collect(),
                 })
-                .collect()
-        };
-        if common.iter().any(BTreeSet::is_empty) {
+            })
+            .collect();
+        if common.iter().flatten().any(BTreeSet::is_empty) {
             return false;
         }
         let regions = match (windows.latency, latencies) {
@@ -358,7 +378,8 @@ impl<'a> Builder<'a> {
                 }
                 Some(next)
             }
-            _ => None,
+            (Some(_), None) => self.regions.clone(),
+            (None, _) => None,
         };
         self.team_players = team_players;
         self.teams_of = teams_of;
@@ -461,7 +482,7 @@ pub fn form_matches(
         let (bucket_start, bucket_end) = bucket[anchor];
         let members = &sorted[bucket_start..bucket_end];
         let (start, end) = match first_window {
-            Some(window) => {
+            Some(window) if !table.numbers(anchor)[0].is_nan() => {
                 let value = table.numbers(anchor)[0];
                 let window = window.at(waited);
                 (
@@ -469,7 +490,7 @@ pub fn form_matches(
                     members.partition_point(|i| table.numbers(*i)[0] <= value + window),
                 )
             }
-            None => (0, members.len()),
+            _ => (0, members.len()),
         };
         candidates.clear();
         candidates.extend(
