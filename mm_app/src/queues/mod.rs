@@ -11,6 +11,14 @@
 //!   max wait and tells the others their position, estimated wait and widened windows;
 //! - [`seating`]: a match's server (an empty one, or a fresh one from the fleet) and its seats,
 //!   taken in the seat ledger by compare-and-set, each token carrying the player's team.
+//!
+//! A running game server asks for players through its lease (backfill, see
+//! `bevygap_server_plugin::backfill`): the matcher treats the request as the oldest ticket of a
+//! match whose teams are already partly full, and its match takes exactly the seats the server
+//! named.
+//!
+//! Each matchmaker matches the tickets of its own clients; several matchmakers on one NATS never
+//! sell a seat or fill a backfill place twice, but do not pool their tickets yet.
 
 pub mod matcher;
 pub mod matching;
