@@ -81,6 +81,11 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    queue: String,
+}
+
 struct Inner {
     registry: Registry,
     tickets: Family<StateLabel, Gauge>,
@@ -99,6 +104,12 @@ struct Inner {
     allocation: Histogram,
     edgegap_calls: Family<ApiCallLabels, Counter>,
     watch_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    queue_waiting: Family<QueueLabel, Gauge>,
+    queue_typical_wait: Family<QueueLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    queue_matches: Family<QueueLabel, Counter>,
+    queue_expired: Family<QueueLabel, Counter>,
+    /// What the queue counters last showed, per queue: (matches, expired).
+    queue_seen: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 /// The matchmaker's metrics; cheap to clone into endpoints.
@@ -144,8 +155,33 @@ impl Default for Metrics {
             ]),
             edgegap_calls: Family::default(),
             watch_lag: Gauge::default(),
+            queue_waiting: Family::default(),
+            queue_typical_wait: Family::default(),
+            queue_matches: Family::default(),
+            queue_expired: Family::default(),
+            queue_seen: Default::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "queue_waiting_players",
+            "Players waiting in each matchmaking queue",
+            inner.queue_waiting.clone(),
+        );
+        registry.register(
+            "queue_typical_wait_seconds",
+            "Each queue's recent wait from joining to a match (weighted toward the newest)",
+            inner.queue_typical_wait.clone(),
+        );
+        registry.register(
+            "queue_matches",
+            "Matches formed by each queue",
+            inner.queue_matches.clone(),
+        );
+        registry.register(
+            "queue_expired",
+            "Tickets that waited their queue's max wait without a match",
+            inner.queue_expired.clone(),
+        );
         registry.register("tickets", "Tickets by state", inner.tickets.clone());
         registry.register(
             "deployments",
@@ -277,6 +313,46 @@ impl Metrics {
     }
 }
 
+/// Samples each queue: players waiting, its typical wait, and its matches and expiries so far.
+fn sample_queues(
+    m: &Inner,
+    queues: &crate::queues::Queues,
+    queued: &Query<(&TicketState, &crate::queues::QueueTicket)>,
+) {
+    let mut waiting = vec![0u32; queues.profiles.0.len()];
+    for (state, ticket) in queued {
+        if *state == TicketState::InQueue
+            && let Some(players) = waiting.get_mut(ticket.queue)
+        {
+            *players += ticket.request.players();
+        }
+    }
+    let mut seen = m
+        .queue_seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for ((profile, stats), players) in queues.profiles.0.iter().zip(&queues.stats).zip(waiting) {
+        let label = QueueLabel {
+            queue: profile.name.clone(),
+        };
+        m.queue_waiting
+            .get_or_create(&label)
+            .set(i64::from(players));
+        m.queue_typical_wait
+            .get_or_create(&label)
+            .set(stats.typical_wait.map_or(0.0, |w| w.as_secs_f64()));
+        let (matches, expired) = seen.entry(profile.name.clone()).or_default();
+        m.queue_matches
+            .get_or_create(&label)
+            .inc_by(stats.matches.saturating_sub(*matches));
+        m.queue_expired
+            .get_or_create(&label)
+            .inc_by(stats.expired.saturating_sub(*expired));
+        *matches = stats.matches;
+        *expired = stats.expired;
+    }
+}
+
 /// Rewrites the OpenMetrics text `prometheus-client` writes into Prometheus' classic text format:
 /// a counter family `x` is announced as `x_total` (its samples' name), and `# EOF` goes.
 fn classic_text(openmetrics: &str) -> String {
@@ -344,6 +420,8 @@ pub fn sample_metrics(
     players: Option<Res<crate::player_check::PlayerCheck>>,
     live: Option<Res<crate::presence::LiveMatchmakers>>,
     fleet: Option<Res<crate::fleet_driver::Fleet>>,
+    queues: Option<Res<crate::queues::Queues>>,
+    queued: Query<(&TicketState, &crate::queues::QueueTicket)>,
 ) {
     let now = time.elapsed();
     if last.is_some_and(|at| now.saturating_sub(at) < SAMPLE_EVERY) {
@@ -351,6 +429,9 @@ pub fn sample_metrics(
     }
     *last = Some(now);
     let m = &metrics.0;
+    if let Some(queues) = queues {
+        sample_queues(m, &queues, &queued);
+    }
     let (mut queued, mut allocating, mut placed) = (0, 0, 0);
     let (mut in_queue, mut matched) = (0, 0);
     for state in &tickets {

@@ -46,6 +46,10 @@ async fn requests_are_counted_timed_and_read_back_by_prometheus() {
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_tcp_port().unwrap()));
     let h = AppHarness::start_adjusted(Limits::default(), FleetChoice::Static, |config| {
         config.metrics = Some(MetricsConfig { listen: metrics });
+        config.placement.queues = bevygap_matchmaker::queues::QueueProfiles::from_toml(
+            "[[queue]]\nname = \"duel\"\nteams = 2\nteam_size = { min = 1, max = 1 }\nmax_wait_secs = 60\n",
+        )
+        .unwrap();
     })
     .await;
     h.put_lease(&lease("dep-a", 4, 6420)).await;
@@ -92,6 +96,20 @@ async fn requests_are_counted_timed_and_read_back_by_prometheus() {
     assert!(
         sample(&text, "bevygap_kv_watch_lag_seconds").is_some_and(|s| s >= 0.0),
         "{text}"
+    );
+    // Each queue's series, from the start.
+    assert_eq!(
+        sample(&text, r#"bevygap_queue_waiting_players{queue="duel"}"#),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"bevygap_queue_matches_total{queue="duel"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, r#"bevygap_queue_expired_total{queue="duel"}"#),
+        Some(0.0)
     );
 
     if !found("promtool") {
