@@ -66,8 +66,10 @@ pub struct QueueBenchReport {
     pub waiting_at_end: usize,
 }
 
-/// Runs the queue at a steady arrival rate beside `waiting` tickets that never match.
-pub fn run_queue(config: QueueBenchConfig) -> anyhow::Result<QueueBenchReport> {
+/// A headless matchmaker core for benchmarks: manual time (returned, to advance), its KV mirrors
+/// already listed so placement and matching run every frame, and optionally the single-threaded
+/// executor the matchmaker's runner uses.
+pub fn bench_core(queues: QueueProfiles, single_threaded: bool) -> (App, Instant) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(MatchmakerCorePlugin {
@@ -75,7 +77,7 @@ pub fn run_queue(config: QueueBenchConfig) -> anyhow::Result<QueueBenchReport> {
                 app_name: GAME.into(),
                 app_versions: vec![VERSION.into()],
                 ticket_timeout: Duration::from_secs(3600),
-                queues: QueueProfiles::from_toml(QUEUE)?,
+                queues,
                 ..PlacementConfig::default()
             },
             tokens: TokenConfig {
@@ -85,17 +87,25 @@ pub fn run_queue(config: QueueBenchConfig) -> anyhow::Result<QueueBenchReport> {
                 timeout_seconds: 5,
             },
         });
-    let mut now = Instant::now();
+    let now = Instant::now();
     app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
     app.finish();
     app.cleanup();
-    bevygap_matchmaker::bridge::run_schedules_single_threaded(&mut app);
+    if single_threaded {
+        bevygap_matchmaker::bridge::run_schedules_single_threaded(&mut app);
+    }
     for mirror in [MirrorOf::Leases, MirrorOf::Seats] {
         app.world_mut().write_message(LedgerSync {
             mirror,
             synced: true,
         });
     }
+    (app, now)
+}
+
+/// Runs the queue at a steady arrival rate beside `waiting` tickets that never match.
+pub fn run_queue(config: QueueBenchConfig) -> anyhow::Result<QueueBenchReport> {
+    let (mut app, mut now) = bench_core(QueueProfiles::from_toml(QUEUE)?, true);
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut next = 0u64;

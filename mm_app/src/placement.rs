@@ -122,18 +122,23 @@ pub fn place_tickets(
         best.free -= 1;
         best.used += 1;
 
-        let client_id = rand::random::<u64>().max(1);
-        let reservation_id = new_id("r");
-        let issued_at_ms = now_millis();
-        let expires_at_ms = add_millis(issued_at_ms, ttl);
-        let data = TokenUserData {
-            deployment_id: best.id.clone(),
-            reservation_id: reservation_id.clone(),
-            expires_at_ms,
-            team: None,
-        };
-        let token = match minter.mint(best.info.public_addr, client_id, &data) {
-            Ok(token) => token,
+        let sale = sell_seat(
+            &mut commands,
+            &mut store,
+            &minter,
+            ttl,
+            SeatToSell {
+                deployment: best.entity,
+                deployment_id: &best.id,
+                info: &best.info,
+                seat,
+                expected_revision,
+                ticket: (ticket_entity, &ticket.id),
+                team: None,
+            },
+        );
+        let sale = match sale {
+            Ok(sale) => sale,
             Err(error) => {
                 error!("ticket `{}`: {error}", ticket.id);
                 seats.stop_taking(seat);
@@ -148,43 +153,99 @@ pub fn place_tickets(
                 continue;
             }
         };
-        let reservation = commands
-            .spawn((
-                Name::new(format!("reservation {reservation_id}")),
-                SeatReservation {
-                    id: reservation_id.clone(),
-                    client_id,
-                    deployment: best.entity,
-                    deployment_id: best.id.clone(),
-                    seat,
-                    ticket: ticket_entity,
-                },
-            ))
-            .id();
-        *state = TicketState::Placed { reservation };
+        *state = TicketState::Placed {
+            reservation: sale.reservation,
+        };
         commands
             .entity(ticket_entity)
-            .insert(PendingSession(SessionInfo {
-                ticket_id: ticket.id.0.clone(),
-                connect_token: token,
-                ip: best.info.public_addr.ip(),
-                port: best.info.public_addr.port(),
-                transport: best.info.transport,
-                cert_digest: best.info.cert_digest,
-            }));
+            .insert(PendingSession(sale.session));
         send_status(responder, &ticket.id, MatchStage::Placed, "Seat reserved");
-        store.write(StoreReservation {
-            reservation,
-            record: reserved_record(
-                &best.id,
-                seat,
-                &reservation_id,
-                client_id,
-                issued_at_ms,
-                expires_at_ms,
-            ),
-            expected_revision,
-            ttl: ttl + SEAT_GRACE,
-        });
     }
+}
+
+/// A seat about to be sold: where it is, the revision its write expects, and for whom.
+pub(crate) struct SeatToSell<'a> {
+    /// The deployment entity.
+    pub deployment: Entity,
+    /// Its id.
+    pub deployment_id: &'a str,
+    /// What its lease says (address, transport, digest).
+    pub info: &'a DeploymentInfo,
+    /// The seat index, marked as being taken in the mirror.
+    pub seat: u32,
+    /// The seat key's revision as the mirror knows it.
+    pub expected_revision: u64,
+    /// The ticket entity and id the seat is for.
+    pub ticket: (Entity, &'a crate::ticket::TicketId),
+    /// The player's team, for a queue's match.
+    pub team: Option<u32>,
+}
+
+/// A seat being sold: its reservation entity (the ledger write is asked for) and the session the
+/// player gets once the write wins.
+pub(crate) struct SeatSale {
+    /// The [`SeatReservation`] entity.
+    pub reservation: Entity,
+    /// The session: token, address, transport, digest.
+    pub session: SessionInfo,
+}
+
+/// Mints a token for a new client on `seat` and asks for the seat to be taken in the ledger by
+/// compare-and-set (the seat flow and a queue's matches alike).
+pub(crate) fn sell_seat(
+    commands: &mut Commands,
+    store: &mut MessageWriter<StoreReservation>,
+    minter: &TokenMinter,
+    ttl: Duration,
+    seat: SeatToSell<'_>,
+) -> Result<SeatSale, crate::tokens::MintError> {
+    let client_id = rand::random::<u64>().max(1);
+    let reservation_id = new_id("r");
+    let issued_at_ms = now_millis();
+    let expires_at_ms = add_millis(issued_at_ms, ttl);
+    let data = TokenUserData {
+        deployment_id: seat.deployment_id.to_owned(),
+        reservation_id: reservation_id.clone(),
+        expires_at_ms,
+        team: seat.team,
+    };
+    let token = minter.mint(seat.info.public_addr, client_id, &data)?;
+    let (ticket_entity, ticket_id) = seat.ticket;
+    let reservation = commands
+        .spawn((
+            Name::new(format!("reservation {reservation_id}")),
+            SeatReservation {
+                id: reservation_id.clone(),
+                client_id,
+                deployment: seat.deployment,
+                deployment_id: seat.deployment_id.to_owned(),
+                seat: seat.seat,
+                ticket: ticket_entity,
+            },
+        ))
+        .id();
+    store.write(StoreReservation {
+        reservation,
+        record: reserved_record(
+            seat.deployment_id,
+            seat.seat,
+            &reservation_id,
+            client_id,
+            issued_at_ms,
+            expires_at_ms,
+        ),
+        expected_revision: seat.expected_revision,
+        ttl: ttl + SEAT_GRACE,
+    });
+    Ok(SeatSale {
+        reservation,
+        session: SessionInfo {
+            ticket_id: ticket_id.0.clone(),
+            connect_token: token,
+            ip: seat.info.public_addr.ip(),
+            port: seat.info.public_addr.port(),
+            transport: seat.info.transport,
+            cert_digest: seat.info.cert_digest,
+        },
+    })
 }

@@ -204,56 +204,39 @@ pub fn apply_stored_reservations(
         };
         commands.entity(*reservation).despawn();
         dirty.0 = true;
-        let mut mirror = seats.get_mut(held.deployment).ok();
-        if let Some(mirror) = mirror.as_deref_mut() {
-            mirror.stop_taking(held.seat);
-        }
+        mirror_seat_write(
+            seats.get_mut(held.deployment).ok().as_deref_mut(),
+            held,
+            result,
+            &mut stats,
+        );
         let ticket = tickets.get_mut(held.ticket).ok();
         match result {
-            Ok(revision) => {
-                stats.taken += 1;
-                if let Some(mirror) = mirror.as_deref_mut() {
-                    mirror.apply(
-                        held.seat,
-                        *revision,
-                        Some(Holder::Reserved {
-                            client_id: held.client_id,
-                        }),
+            Ok(revision) => match ticket {
+                Some((ticket, _, responder, Some(PendingSession(session)))) => {
+                    info!(
+                        "ticket `{}`: client {} placed on `{}` seat {}",
+                        ticket.id, held.client_id, held.deployment_id, held.seat
                     );
-                    mirror.empty_since = None;
+                    responder.send(
+                        &ticket.id,
+                        TicketUpdate::Result(MatchResult::Ready(session.clone())),
+                    );
+                    commands.entity(held.ticket).despawn();
                 }
-                match ticket {
-                    Some((ticket, _, responder, Some(PendingSession(session)))) => {
-                        info!(
-                            "ticket `{}`: client {} placed on `{}` seat {}",
-                            ticket.id, held.client_id, held.deployment_id, held.seat
-                        );
-                        responder.send(
-                            &ticket.id,
-                            TicketUpdate::Result(MatchResult::Ready(session.clone())),
-                        );
-                        commands.entity(held.ticket).despawn();
-                    }
-                    _ => {
-                        debug!(
-                            "seat {} of `{}` taken for a ticket that is gone; freeing it",
-                            held.seat, held.deployment_id
-                        );
-                        free.write(FreeSeat {
-                            deployment_id: held.deployment_id.clone(),
-                            seat: held.seat,
-                            revision: *revision,
-                        });
-                    }
+                _ => {
+                    debug!(
+                        "seat {} of `{}` taken for a ticket that is gone; freeing it",
+                        held.seat, held.deployment_id
+                    );
+                    free.write(FreeSeat {
+                        deployment_id: held.deployment_id.clone(),
+                        seat: held.seat,
+                        revision: *revision,
+                    });
                 }
-            }
-            Err(SeatStoreError::Lost(current)) => {
-                stats.conflicts += 1;
-                if let (Some(mirror), Some((revision, record))) =
-                    (mirror.as_deref_mut(), current.as_ref())
-                {
-                    mirror.apply(held.seat, *revision, record.as_ref().map(holder_of));
-                }
+            },
+            Err(SeatStoreError::Lost(_)) => {
                 if let Some((ticket, mut state, responder, _)) = ticket {
                     if time.elapsed() >= ticket.deadline {
                         fail_ticket(
@@ -275,7 +258,6 @@ pub fn apply_stored_reservations(
                 }
             }
             Err(error @ SeatStoreError::Unavailable(_)) => {
-                stats.failed += 1;
                 let Some((ticket, mut state, responder, _)) = ticket else {
                     continue;
                 };
@@ -306,6 +288,39 @@ pub fn apply_stored_reservations(
                     .insert(RetryAt(time.elapsed() + SEAT_RETRY));
             }
         }
+    }
+}
+
+/// Brings a deployment's mirror up to a seat write's outcome and counts it: the seat is no
+/// longer being taken; a won write shows it reserved, a lost one shows what the ledger holds.
+pub(crate) fn mirror_seat_write(
+    mirror: Option<&mut Seats>,
+    held: &SeatReservation,
+    result: &Result<u64, SeatStoreError>,
+    stats: &mut LedgerStats,
+) {
+    match result {
+        Ok(_) => stats.taken += 1,
+        Err(SeatStoreError::Lost(_)) => stats.conflicts += 1,
+        Err(SeatStoreError::Unavailable(_)) => stats.failed += 1,
+    }
+    let Some(mirror) = mirror else { return };
+    mirror.stop_taking(held.seat);
+    match result {
+        Ok(revision) => {
+            mirror.apply(
+                held.seat,
+                *revision,
+                Some(Holder::Reserved {
+                    client_id: held.client_id,
+                }),
+            );
+            mirror.empty_since = None;
+        }
+        Err(SeatStoreError::Lost(Some((revision, record)))) => {
+            mirror.apply(held.seat, *revision, record.as_ref().map(holder_of));
+        }
+        Err(_) => {}
     }
 }
 

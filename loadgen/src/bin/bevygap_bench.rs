@@ -11,10 +11,10 @@ use bevygap_loadgen::env::{GAME, VERSION, WarmFleet};
 use bevygap_loadgen::noise_floor::NoiseFloor;
 use bevygap_loadgen::report::Percentiles;
 use bevygap_loadgen::{LoadConfig, Protocol, run_load};
-use bevygap_matchmaker::messages::{LedgerSync, MirrorOf, TicketRequested};
+use bevygap_matchmaker::messages::TicketRequested;
 use bevygap_matchmaker::ticket::{TicketId, TicketResponder};
 use bevygap_matchmaker::tokens::TokenMinter;
-use bevygap_matchmaker::{MatchmakerCorePlugin, PlacementConfig, PrivateKey, TokenConfig};
+use bevygap_matchmaker::{PrivateKey, TokenConfig};
 use bevygap_shared::names::{KeyToken, seat_key};
 use bevygap_shared::nats::BucketSpec;
 use bevygap_shared::protocol::GameRef;
@@ -157,37 +157,11 @@ fn frame_time(
         "frame time with {} live tickets ({executor} executor)",
         profile.tickets
     ));
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(MatchmakerCorePlugin {
-            placement: PlacementConfig {
-                app_name: GAME.into(),
-                app_versions: vec![VERSION.into()],
-                ticket_timeout: Duration::from_secs(3600),
-                ..PlacementConfig::default()
-            },
-            tokens: TokenConfig {
-                protocol_id: 1,
-                private_key: PrivateKey::from_bytes([7; 32]),
-                expire_seconds: 15,
-                timeout_seconds: 5,
-            },
-        });
-    let mut now = Instant::now();
-    app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
-    app.finish();
-    app.cleanup();
-    if single_threaded {
-        bevygap_matchmaker::bridge::run_schedules_single_threaded(&mut app);
-    }
+    let (mut app, mut now) = bevygap_loadgen::queue_bench::bench_core(
+        bevygap_matchmaker::queues::QueueProfiles::default(),
+        single_threaded,
+    );
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    // The KV mirrors are listed (as after start-up), so placement runs every frame.
-    for mirror in [MirrorOf::Leases, MirrorOf::Seats] {
-        app.world_mut().write_message(LedgerSync {
-            mirror,
-            synced: true,
-        });
-    }
     for i in 0..profile.tickets {
         app.world_mut().write_message(TicketRequested {
             ticket_id: TicketId(format!("t-{i}")),

@@ -7,21 +7,17 @@
 use bevy::prelude::*;
 use bevygap_shared::protocol::ErrorCode;
 use bevygap_shared::protocol::channel::{MatchResult, MatchStage, MatchedSessions, SessionInfo};
-use bevygap_shared::time::{add_millis, now_millis};
-use bevygap_shared::token_data::TokenUserData;
 
 use super::matching::{Match, MatchMembers, Team};
 use super::tickets::QueueTicket;
 use crate::core_plugin::{Placement, PlacementDirty};
-use crate::deployment::{
-    DeploymentId, DeploymentInfo, DeploymentState, Holder, Seats, StartingFor, holder_of,
-};
+use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats, StartingFor};
 use crate::fleet::AllocationRequest;
 use crate::messages::{
     AllocateDeployment, FreeSeat, ReservationStored, SeatStoreError, StoreReservation,
 };
-use crate::placement::SEAT_GRACE;
-use crate::seats::{LedgerStats, SeatReservation, reserved_record};
+use crate::placement::{SeatToSell, sell_seat};
+use crate::seats::{LedgerStats, SeatReservation, mirror_seat_write};
 use crate::ticket::{Ticket, TicketResponder, TicketUpdate, fail_ticket, send_status};
 use crate::tokens::TokenMinter;
 use bevygap_shared::schema::BackfillSlot;
@@ -348,63 +344,36 @@ fn take_seats(
             };
             let expected_revision = seats.expected_revision(seat);
             seats.empty_since = None;
-            let client_id = rand::random::<u64>().max(1);
-            let reservation_id = format!("r-{:016x}", rand::random::<u64>());
-            let issued_at_ms = now_millis();
-            let expires_at_ms = add_millis(issued_at_ms, ttl);
-            let data = TokenUserData {
-                deployment_id: deployment_id.clone(),
-                reservation_id: reservation_id.clone(),
-                expires_at_ms,
-                team: Some(team.0),
-            };
-            let token = match minter.mint(info.public_addr, client_id, &data) {
-                Ok(token) => token,
+            let sale = sell_seat(
+                commands,
+                store,
+                minter,
+                ttl,
+                SeatToSell {
+                    deployment,
+                    deployment_id: &deployment_id,
+                    info: &info,
+                    seat,
+                    expected_revision,
+                    ticket: (*ticket_entity, &ticket.id),
+                    team: Some(team.0),
+                },
+            );
+            match sale {
+                Ok(sale) => {
+                    commands.entity(sale.reservation).insert(MatchSeat {
+                        of: match_entity,
+                        player,
+                        session: sale.session,
+                    });
+                }
                 Err(error) => {
                     error!("match `{}`: {error}", matched.id);
                     seats.stop_taking(seat);
                     lost = true;
                     break;
                 }
-            };
-            let reservation = commands
-                .spawn((
-                    Name::new(format!("reservation {reservation_id}")),
-                    SeatReservation {
-                        id: reservation_id.clone(),
-                        client_id,
-                        deployment,
-                        deployment_id: deployment_id.clone(),
-                        seat,
-                        ticket: *ticket_entity,
-                    },
-                    MatchSeat {
-                        of: match_entity,
-                        player,
-                        session: SessionInfo {
-                            ticket_id: ticket.id.0.clone(),
-                            connect_token: token,
-                            ip: info.public_addr.ip(),
-                            port: info.public_addr.port(),
-                            transport: info.transport,
-                            cert_digest: info.cert_digest,
-                        },
-                    },
-                ))
-                .id();
-            store.write(StoreReservation {
-                reservation,
-                record: reserved_record(
-                    &deployment_id,
-                    seat,
-                    &reservation_id,
-                    client_id,
-                    issued_at_ms,
-                    expires_at_ms,
-                ),
-                expected_revision,
-                ttl: ttl + SEAT_GRACE,
-            });
+            }
             pending += 1;
         }
     }
@@ -449,10 +418,12 @@ pub fn apply_match_seats(
         };
         commands.entity(*reservation).despawn();
         dirty.0 = true;
-        let mut mirror = seats.get_mut(held.deployment).ok();
-        if let Some(mirror) = mirror.as_deref_mut() {
-            mirror.stop_taking(held.seat);
-        }
+        mirror_seat_write(
+            seats.get_mut(held.deployment).ok().as_deref_mut(),
+            held,
+            result,
+            &mut stats,
+        );
         let Ok((_, mut state, ..)) = matches.get_mut(match_seat.of) else {
             continue;
         };
@@ -462,17 +433,6 @@ pub fn apply_match_seats(
         *pending = pending.saturating_sub(1);
         match result {
             Ok(revision) => {
-                stats.taken += 1;
-                if let Some(mirror) = mirror.as_deref_mut() {
-                    mirror.apply(
-                        held.seat,
-                        *revision,
-                        Some(Holder::Reserved {
-                            client_id: held.client_id,
-                        }),
-                    );
-                    mirror.empty_since = None;
-                }
                 let kept = tickets
                     .get_mut(held.ticket)
                     .ok()
@@ -495,17 +455,8 @@ pub fn apply_match_seats(
                     });
                 }
             }
-            Err(SeatStoreError::Lost(current)) => {
-                stats.conflicts += 1;
-                *lost = true;
-                if let (Some(mirror), Some((revision, record))) =
-                    (mirror.as_deref_mut(), current.as_ref())
-                {
-                    mirror.apply(held.seat, *revision, record.as_ref().map(holder_of));
-                }
-            }
+            Err(SeatStoreError::Lost(_)) => *lost = true,
             Err(SeatStoreError::Unavailable(error)) => {
-                stats.failed += 1;
                 *lost = true;
                 warn!(
                     "seat {} of `{}` for a match not taken: {error}",
