@@ -191,3 +191,34 @@ fn a_queue_request_and_a_match_cross_the_simplenet_channel_in_bincode() {
         sessions: vec![session(), session()],
     }));
 }
+
+#[test]
+fn a_seed_request_names_a_queue_for_its_attributes_and_party() {
+    let queued = parse_request(
+        r#"{"game":"g","version":"1","queue":"2v2","party":["ann","bob"],"attributes":{"numbers":{"skill":1200}}}"#,
+        4096,
+    )
+    .unwrap();
+    let queue = queued.queue_request().unwrap();
+    assert_eq!((queue.queue.as_str(), queue.players()), ("2v2", 2));
+    assert!(
+        parse_request(r#"{"game":"g","version":"1"}"#, 4096)
+            .unwrap()
+            .queue_request()
+            .is_none()
+    );
+    for bad in [
+        r#"{"game":"g","version":"1","party":["ann"]}"#,
+        r#"{"game":"g","version":"1","attributes":{"numbers":{"skill":1}}}"#,
+        r#"{"game":"g","version":"1","queue":""}"#,
+        r#"{"game":"g","version":"1","queue":"q","attributes":{"colour":{}}}"#,
+    ] {
+        assert!(
+            matches!(
+                parse_request(bad, 4096),
+                Err(ProtocolError::InvalidField { .. } | ProtocolError::Malformed(_))
+            ),
+            "{bad}"
+        );
+    }
+}

@@ -189,3 +189,41 @@ fn reservations_know_when_they_expire() {
     assert!(r.is_expired(20));
     assert_eq!(lease().free_seats(), 5);
 }
+
+#[test]
+fn a_lease_backfill_round_trips_and_bad_seats_or_attributes_are_refused() {
+    use bevygap_shared::schema::{BackfillSlot, LeaseBackfill};
+    let backfill = |slots: &[(u32, u32)]| LeaseBackfill {
+        queue: "2v2".into(),
+        slots: slots
+            .iter()
+            .map(|(seat, team)| BackfillSlot {
+                seat: *seat,
+                team: *team,
+            })
+            .collect(),
+        attributes: Default::default(),
+    };
+    let mut good = lease();
+    good.backfill = Some(backfill(&[(1, 0), (2, 1)]));
+    round_trip(good.clone());
+
+    for slots in [&[(good.capacity, 0)][..], &[(1, 0), (1, 1)][..]] {
+        let mut bad = good.clone();
+        bad.backfill = Some(backfill(slots));
+        let err = decode::<DeploymentLease>(&encode(&bad)).unwrap_err();
+        assert!(
+            matches!(err, SchemaError::Invalid { .. }) && err.to_string().contains("backfill seat"),
+            "{err}"
+        );
+    }
+    let mut long_name = good.clone();
+    if let Some(b) = long_name.backfill.as_mut() {
+        b.attributes.numbers.insert("x".repeat(65), 1.0);
+    }
+    let err = decode::<DeploymentLease>(&encode(&long_name)).unwrap_err();
+    assert!(
+        matches!(err, SchemaError::Invalid { .. }) && err.to_string().contains("backfill"),
+        "{err}"
+    );
+}
