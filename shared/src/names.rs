@@ -6,6 +6,7 @@
 //! | `{app}_reservations` (the seat ledger) | `{deployment_id}.{seat}` | [`SeatRecord`](crate::schema::SeatRecord) |
 //! | `{app}_connections` | `{deployment_id}.{client_id}` | [`ActiveConnection`](crate::schema::ActiveConnection) |
 //! | `{app}_matchmakers` | `{instance_id}` | the process's start time (presence, by heartbeat) |
+//! | `{app}_queue_tickets` | `{ticket_id}` | [`PooledTicket`](crate::schema::PooledTicket) |
 //!
 //! Keys are dot-separated [`KeyToken`]s, so a game server watches `{deployment_id}.>` to see only its
 //! own seats. A token never holds `.`, `*`, `>` or whitespace; IP addresses are encoded with
@@ -118,6 +119,13 @@ impl AppNames {
     /// how many share the app (and so the provider's rate budget).
     pub fn matchmakers_bucket(&self) -> String {
         format!("{}_matchmakers", self.app)
+    }
+
+    /// Bucket of the queue tickets shared by the app's matchmakers: one key per ticket, so that
+    /// players waiting on different matchmakers are matched together (see
+    /// [`PooledTicket`](crate::schema::PooledTicket)).
+    pub fn queue_tickets_bucket(&self) -> String {
+        format!("{}_queue_tickets", self.app)
     }
 
     /// Prefix of a game server's reply subjects: its own, so a NATS user scoped to the

@@ -95,6 +95,27 @@ impl BucketSpec {
         }
     }
 
+    /// Queue tickets pooled by the app's matchmakers: one key per ticket, deleted by its owner once
+    /// answered; an entry left by a matchmaker that died lapses after [`Self::POOLED_TICKET_TTL`].
+    pub fn queue_tickets(names: &AppNames) -> Self {
+        Self {
+            name: names.queue_tickets_bucket(),
+            description:
+                "Bevygap queue tickets shared by the matchmakers, claimed by compare-and-set".into(),
+            max_age: Self::POOLED_TICKET_TTL,
+            max_value_size: crate::schema::MAX_POOLED_TICKET_BYTES as i32,
+            marker_ttl: Some(Self::MARKER_TTL),
+            replicas: 1,
+        }
+    }
+
+    /// How long a pooled ticket lives at most: longer than any queue's max wait plus the time to
+    /// seat its match (queue profiles are refused above [`Self::MAX_QUEUE_WAIT`]).
+    pub const POOLED_TICKET_TTL: Duration = Duration::from_secs(3600);
+
+    /// The longest max wait a queue profile may set.
+    pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1800);
+
     /// Live matchmakers: an entry lapses [`Self::PRESENCE_TTL`] after its process's last
     /// heartbeat.
     pub fn matchmakers(names: &AppNames) -> Self {

@@ -22,12 +22,14 @@
 mod cert_digest;
 mod connection;
 mod lease;
+mod pooled_ticket;
 mod reservation;
 mod seat;
 
 pub use cert_digest::CertDigest;
 pub use connection::ActiveConnection;
 pub use lease::{BackfillSlot, DeploymentLease, LeaseBackfill, Location, Transport};
+pub use pooled_ticket::{MAX_POOLED_TICKET_BYTES, PoolState, PooledSession, PooledTicket};
 pub use reservation::Reservation;
 pub use seat::{SeatHolder, SeatRecord};
 
@@ -46,6 +48,9 @@ pub trait KvRecord: Serialize + DeserializeOwned {
     const KIND: &'static str;
     /// The `format` header value this build writes and reads.
     const FORMAT: u16;
+
+    /// The largest encoding [`decode`] accepts for this kind.
+    const MAX_BYTES: usize = MAX_RECORD_BYTES;
 
     /// Checks field domains after parsing; the default accepts everything.
     fn validate(&self) -> Result<(), String> {
@@ -81,11 +86,11 @@ pub fn encode<T: KvRecord>(record: &T) -> Vec<u8> {
 /// Parses and validates a record, checking its header first.
 pub fn decode<T: KvRecord>(bytes: &[u8]) -> Result<T, SchemaError> {
     let kind = T::KIND;
-    if bytes.len() > MAX_RECORD_BYTES {
+    if bytes.len() > T::MAX_BYTES {
         return Err(SchemaError::TooLarge {
             kind,
             len: bytes.len(),
-            max: MAX_RECORD_BYTES,
+            max: T::MAX_BYTES,
         });
     }
     let malformed = |err: serde_json::Error| SchemaError::Malformed {
