@@ -206,13 +206,20 @@ pub fn build_app(config: MatchmakerConfig) -> Result<App, ConfigError> {
         backend: backend.clone(),
     })
     .add_plugins(PresencePlugin {
-        instance,
+        instance: instance.clone(),
         nats: nats.clone(),
         store: stores.matchmakers.clone(),
         fleet: backend,
     })
-    .add_plugins(KvBridgePlugin { nats, stores })
     .add_plugins(HealthPlugin);
+    if !config.placement.queues.0.is_empty() {
+        app.add_plugins(crate::queues::QueuePoolPlugin {
+            instance,
+            nats: nats.clone(),
+            store: stores.queue_tickets.clone(),
+        });
+    }
+    app.add_plugins(KvBridgePlugin { nats, stores });
     if let Some(check) = &config.player_check {
         app.insert_resource(PlayerCheck::new(check)?);
     }

@@ -25,7 +25,7 @@ use crate::deployment::{DeploymentId, DeploymentInfo, DeploymentState, Seats};
 use crate::error::ConfigError;
 use crate::fleet_driver::Fleet;
 use crate::inspect_access::{AccessPolicy, Mailbox, READ_METHODS, serve};
-use crate::queues::{Match, MatchState, QueueTicket, Rule};
+use crate::queues::{Match, MatchState, QueueTicket, RemoteTicket, Rule};
 use crate::runtime::AsyncRuntime;
 use crate::seats::{LedgerReadiness, LedgerStats, SeatReservation};
 use crate::ticket::{Ticket, TicketState};
@@ -147,7 +147,9 @@ fn open_mailbox(sender: Res<BrpSender>, slot: Option<Res<InspectMailbox>>) {
 /// What the summary reads: tickets, reservations, deployments and the fleet backend.
 #[derive(SystemParam)]
 pub struct SummaryParams<'w, 's> {
-    tickets: Query<'w, 's, &'static TicketState>,
+    /// This matchmaker's own tickets (mirrors of pooled tickets are counted apart).
+    tickets: Query<'w, 's, &'static TicketState, Without<RemoteTicket>>,
+    pooled: Query<'w, 's, (), With<RemoteTicket>>,
     taking: Query<'w, 's, &'static SeatReservation>,
     readiness: Res<'w, LedgerReadiness>,
     live: Option<Res<'w, crate::presence::LiveMatchmakers>>,
@@ -165,7 +167,12 @@ pub struct SummaryParams<'w, 's> {
     fleet: Option<Res<'w, Fleet>>,
     players: Option<Res<'w, crate::player_check::PlayerCheck>>,
     queues: Res<'w, crate::queues::Queues>,
-    queued: Query<'w, 's, (&'static Ticket, &'static TicketState, &'static QueueTicket)>,
+    queued: Query<
+        'w,
+        's,
+        (&'static Ticket, &'static TicketState, &'static QueueTicket),
+        Without<RemoteTicket>,
+    >,
     matches: Query<'w, 's, (&'static Match, &'static MatchState)>,
     time: Res<'w, Time>,
 }
@@ -217,6 +224,7 @@ impl SummaryParams<'_, '_> {
                 "placed": placed,
                 "in_queue": in_queue,
                 "matched": matched,
+                "pooled_from_others": self.pooled.iter().count(),
             },
             "reservations": { "storing": storing, "issued": issued },
             "deployments": list,

@@ -6,6 +6,7 @@
 //! | `{app}_reservations` | the seat ledger: who holds each seat | matchmakers (reserve, close), game servers (connect, leave) | watched → [`SeatChanged`]; written by compare-and-set |
 //! | `{app}_connections` | which clients are connected (for operators and tools) | game servers | purged with a gone deployment |
 //! | `{app}_matchmakers` | which matchmakers are running | each matchmaker (heartbeat) | counted ([`crate::presence`]) |
+//! | `{app}_queue_tickets` | queue tickets waiting or in a match | matchmakers (publish, claim by compare-and-set, answer) | watched by [`crate::queues::pool`] |
 //!
 //! Both watches list the current state first, then follow live changes; after a NATS failure and
 //! every [`RECONCILE_EVERY`] they list again, and keys that vanished meanwhile are reported as
@@ -54,6 +55,8 @@ pub struct KvStores {
     pub connections: kv::Store,
     /// Live matchmakers (presence by heartbeat).
     pub matchmakers: kv::Store,
+    /// Queue tickets pooled by the matchmakers.
+    pub queue_tickets: kv::Store,
 }
 
 impl KvStores {
@@ -73,6 +76,11 @@ impl KvStores {
                 .await?,
             matchmakers: ensure_bucket(js, &BucketSpec::matchmakers(names).with_replicas(replicas))
                 .await?,
+            queue_tickets: ensure_bucket(
+                js,
+                &BucketSpec::queue_tickets(names).with_replicas(replicas),
+            )
+            .await?,
         })
     }
 }
@@ -159,6 +167,11 @@ impl Reconciler {
     /// Keys that exist, as of the last complete listing and the live events since.
     pub(crate) fn known(&self) -> usize {
         self.known.len()
+    }
+
+    /// The keys that exist, as of the last complete listing and the live events since.
+    pub(crate) fn keys(&self) -> &HashSet<String> {
+        &self.known
     }
 
     /// Whether a listing is under way (the count is not settled).

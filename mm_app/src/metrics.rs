@@ -317,7 +317,10 @@ impl Metrics {
 fn sample_queues(
     m: &Inner,
     queues: &crate::queues::Queues,
-    queued: &Query<(&TicketState, &crate::queues::QueueTicket)>,
+    queued: &Query<
+        (&TicketState, &crate::queues::QueueTicket),
+        Without<crate::queues::RemoteTicket>,
+    >,
 ) {
     let mut waiting = vec![0u32; queues.profiles.0.len()];
     for (state, ticket) in queued {
@@ -413,7 +416,7 @@ pub fn sample_metrics(
     metrics: Res<Metrics>,
     time: Res<Time<Real>>,
     mut last: Local<Option<Duration>>,
-    tickets: Query<&TicketState>,
+    tickets: Query<&TicketState, Without<crate::queues::RemoteTicket>>,
     deployments: Query<(&DeploymentState, &Seats, Option<&DeploymentInfo>)>,
     sockets: Option<Res<crate::intake::OpenSockets>>,
     stats: Option<Res<crate::seats::LedgerStats>>,
@@ -421,7 +424,10 @@ pub fn sample_metrics(
     live: Option<Res<crate::presence::LiveMatchmakers>>,
     fleet: Option<Res<crate::fleet_driver::Fleet>>,
     queues: Option<Res<crate::queues::Queues>>,
-    queued: Query<(&TicketState, &crate::queues::QueueTicket)>,
+    queued: Query<
+        (&TicketState, &crate::queues::QueueTicket),
+        Without<crate::queues::RemoteTicket>,
+    >,
 ) {
     let now = time.elapsed();
     if last.is_some_and(|at| now.saturating_sub(at) < SAMPLE_EVERY) {

@@ -21,9 +21,19 @@ use crate::runtime::AsyncRuntime;
 /// [`BucketSpec::PRESENCE_TTL`](bevygap_shared::nats::BucketSpec::PRESENCE_TTL)).
 pub const HEARTBEAT: Duration = Duration::from_secs(3);
 
-/// How many matchmakers serve the app now, this one included.
-#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MatchmakersLive(pub usize);
+/// How many matchmakers serve the app now, this one included, and their presence ids.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct MatchmakersLive {
+    /// How many (at least one: this process).
+    pub count: usize,
+    /// Their presence ids, as listed in `{app}_matchmakers`.
+    pub instances: Vec<String>,
+}
+
+/// The presence ids of the matchmakers running now (pooled queue tickets of others are matched
+/// only while their owner is alive to answer its client).
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveInstances(pub std::collections::HashSet<String>);
 
 /// The last count, for inspection.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
@@ -57,6 +67,7 @@ impl Plugin for PresencePlugin {
             runtime.spawn(count_matchmakers(watch, self.fleet.clone(), sender));
         }
         app.insert_resource(LiveMatchmakers(1))
+            .init_resource::<LiveInstances>()
             .register_type::<LiveMatchmakers>()
             .add_systems(Update, apply_presence.in_set(CoreSystems::Apply));
     }
@@ -89,16 +100,27 @@ async fn count_matchmakers(
 ) {
     let mut reconciler = Reconciler::default();
     let mut reported = 0;
+    let mut reported_instances = std::collections::HashSet::new();
     while let Some(event) = watch.events.recv().await {
         reconciler.apply(&event);
+        if reconciler.listing() {
+            continue;
+        }
         let count = reconciler.known().max(1);
-        if !reconciler.listing() && count != reported {
+        if count != reported {
             reported = count;
             info!(
                 "{count} matchmakers serve this app; each takes 1/{count} of the fleet's rate budget"
             );
             fleet.share_budget_among(count);
-            live.send(MatchmakersLive(count)).await;
+        }
+        if *reconciler.keys() != reported_instances {
+            reported_instances = reconciler.keys().clone();
+            live.send(MatchmakersLive {
+                count,
+                instances: reported_instances.iter().cloned().collect(),
+            })
+            .await;
         }
     }
 }
@@ -107,8 +129,14 @@ async fn count_matchmakers(
 pub fn apply_presence(
     mut live: MessageReader<MatchmakersLive>,
     mut count: ResMut<LiveMatchmakers>,
+    mut instances: ResMut<LiveInstances>,
 ) {
-    if let Some(MatchmakersLive(n)) = live.read().last() {
+    if let Some(MatchmakersLive {
+        count: n,
+        instances: ids,
+    }) = live.read().last()
+    {
         count.0 = *n;
+        instances.0 = ids.iter().cloned().collect();
     }
 }

@@ -10,9 +10,12 @@ use bevygap_shared::protocol::channel::MatchStage;
 use bevygap_shared::protocol::{ErrorCode, GameRef};
 
 use super::matcher::{Budget, Waiting, form_matches};
+use super::pool::{Pooled, RemoteTicket, TicketPool};
 use super::seating::{BackfillFor, ServesMatch};
 use super::tickets::{QueueTicket, Queues};
+use crate::core_plugin::Placement;
 use crate::deployment::{DeploymentInfo, DeploymentState, Seats};
+use crate::presence::LiveInstances;
 use crate::ticket::{Ticket, TicketResponder, TicketState, fail_ticket, send_status};
 use bevygap_shared::schema::LeaseBackfill;
 
@@ -67,14 +70,63 @@ pub struct Team(pub u32);
 #[derive(Resource, Debug, Default)]
 pub struct LastMatchPass(pub Option<Duration>);
 
-/// A ticket's queue and the numbers the matcher looks at.
+/// A ticket's queue and the numbers the matcher looks at, with its pooled record when the
+/// matchmakers pool their tickets.
 type QueueMember<'a> = (
     Entity,
     &'a Ticket,
     &'a mut TicketState,
     &'a mut QueueTicket,
     &'a TicketResponder,
+    Option<&'a Pooled>,
+    Has<RemoteTicket>,
 );
+
+/// Whether the matcher may look at a waiting ticket now, or fails it (an own ticket past its
+/// queue's max wait; one held by another matchmaker's match gets the time to seat it too).
+enum Eligible {
+    Yes,
+    No,
+    Expired,
+}
+
+fn eligible(
+    pool: Option<(&TicketPool, Option<&LiveInstances>)>,
+    pooled: Option<&Pooled>,
+    remote: bool,
+    waited: Duration,
+    max_wait: Duration,
+    seat_time: Duration,
+    now: Duration,
+) -> Eligible {
+    let Some((pool, live)) = pool else {
+        return if waited >= max_wait {
+            Eligible::Expired
+        } else {
+            Eligible::Yes
+        };
+    };
+    let waiting = pooled.is_some_and(|p| p.is_waiting(now));
+    if remote {
+        // Its owner expires it; a dead owner's tickets are left to lapse.
+        let owner_live =
+            pooled.is_some_and(|p| live.is_some_and(|l| l.0.contains(&p.record.owner)));
+        return if waiting && owner_live && waited < max_wait {
+            Eligible::Yes
+        } else {
+            Eligible::No
+        };
+    }
+    let held = pooled.is_some_and(|p| p.held_elsewhere(&pool.instance));
+    let limit = if held { max_wait + seat_time } else { max_wait };
+    if waited >= limit {
+        Eligible::Expired
+    } else if waiting {
+        Eligible::Yes
+    } else {
+        Eligible::No
+    }
+}
 
 /// A match the pass formed: its tickets with their teams, whether it is partial, and the
 /// running server whose backfill it fills, if any.
@@ -85,10 +137,11 @@ struct Formed {
     backfill: Option<Entity>,
 }
 
-/// What the matcher looks at: a waiting ticket, or a running server's backfill.
+/// What the matcher looks at: a waiting ticket (another matchmaker's when `remote`), or a
+/// running server's backfill.
 #[derive(Debug, Clone, Copy)]
 enum Member {
-    Ticket(Entity),
+    Ticket { entity: Entity, remote: bool },
     Backfill(Entity),
 }
 
@@ -161,11 +214,15 @@ fn open_backfills<'a>(
 
 /// Fails tickets past their queue's max wait, forms the matches it can within [`MATCH_BUDGET`],
 /// and tells the tickets still waiting where they stand.
+#[allow(clippy::too_many_arguments)]
 pub fn match_queues(
     mut commands: Commands,
     queues: ResMut<Queues>,
     mut last: ResMut<LastMatchPass>,
     time: Res<Time>,
+    placement: Res<Placement>,
+    pool: Option<Res<TicketPool>>,
+    live: Option<Res<LiveInstances>>,
     mut tickets: Query<QueueMember<'_>>,
     deployments: Query<BackfillServer<'_>>,
 ) {
@@ -198,12 +255,24 @@ pub fn match_queues(
                 },
             ));
         }
-        for (entity, ticket, state, queued, responder) in &tickets {
+        for (entity, ticket, state, queued, responder, pooled, remote) in &tickets {
             if *state != TicketState::InQueue {
                 continue;
             }
             let profile = &queues.profiles.0[queued.queue];
-            if now.saturating_sub(queued.enqueued_at) >= profile.max_wait {
+            let eligibility = eligible(
+                pool.as_deref().map(|pool| (pool, live.as_deref())),
+                pooled,
+                remote,
+                now.saturating_sub(queued.enqueued_at),
+                profile.max_wait,
+                placement.0.ticket_timeout,
+                now,
+            );
+            if matches!(eligibility, Eligible::No) {
+                continue;
+            }
+            if matches!(eligibility, Eligible::Expired) {
                 info!(
                     "ticket `{}`: no match in queue `{}` within {}s",
                     ticket.id,
@@ -226,7 +295,7 @@ pub fn match_queues(
                 continue;
             }
             per_queue[queued.queue].push((
-                Member::Ticket(entity),
+                Member::Ticket { entity, remote },
                 Waiting {
                     key: queued.key,
                     enqueued_at: queued.enqueued_at,
@@ -250,10 +319,26 @@ pub fn match_queues(
             for plan in plans {
                 let mut formed_tickets = Vec::with_capacity(plan.tickets.len());
                 let mut backfill = None;
-                for (index, team) in &plan.tickets {
+                for (index, _) in &plan.tickets {
                     taken[*index] = true;
+                }
+                // The owner of a match's oldest ticket forms it: every matchmaker finds the same
+                // plans in the same pool, and leaves the others' to them.
+                let oldest_remote = plan
+                    .tickets
+                    .iter()
+                    .filter_map(|(index, _)| match members[*index].0 {
+                        Member::Ticket { remote, .. } => Some((*index, remote)),
+                        Member::Backfill(_) => None,
+                    })
+                    .min()
+                    .is_some_and(|(_, remote)| remote);
+                if oldest_remote {
+                    continue;
+                }
+                for (index, team) in &plan.tickets {
                     match members[*index].0 {
-                        Member::Ticket(entity) => formed_tickets.push((entity, *team)),
+                        Member::Ticket { entity, .. } => formed_tickets.push((entity, *team)),
                         Member::Backfill(entity) => backfill = Some(entity),
                     }
                 }
@@ -269,8 +354,11 @@ pub fn match_queues(
                 .zip(&taken)
                 .filter(|(_, taken)| !**taken)
                 .filter_map(|((member, _), _)| match member {
-                    Member::Ticket(entity) => Some(*entity),
-                    Member::Backfill(_) => None,
+                    Member::Ticket {
+                        entity,
+                        remote: false,
+                    } => Some(*entity),
+                    _ => None,
                 })
                 .collect();
         }
@@ -295,7 +383,7 @@ pub fn match_queues(
         let players: u32 = members
             .iter()
             .filter_map(|(e, _)| tickets.get(*e).ok())
-            .map(|(_, _, _, q, _)| q.request.players())
+            .map(|(_, _, _, q, ..)| q.request.players())
             .sum();
         let id = format!("m-{:016x}", rand::random::<u64>());
         let entity = commands
@@ -326,7 +414,7 @@ pub fn match_queues(
         }
         let mut waits = Vec::with_capacity(members.len());
         for (ticket_entity, team) in &members {
-            let Ok((_, ticket, mut state, queued, responder)) = tickets.get_mut(*ticket_entity)
+            let Ok((_, ticket, mut state, queued, responder, ..)) = tickets.get_mut(*ticket_entity)
             else {
                 continue;
             };
@@ -360,7 +448,7 @@ pub fn match_queues(
         let profile = &queues.profiles.0[queue];
         let typical = queues.stats[queue].typical_wait;
         for (position, entity) in waiting.iter().enumerate() {
-            if let Ok((_, ticket, _, mut queued, responder)) = tickets.get_mut(*entity) {
+            if let Ok((_, ticket, _, mut queued, responder, ..)) = tickets.get_mut(*entity) {
                 tell_progress(
                     profile,
                     ticket,

@@ -17,17 +17,23 @@
 //! match whose teams are already partly full, and its match takes exactly the seats the server
 //! named.
 //!
-//! Each matchmaker matches the tickets of its own clients; several matchmakers on one NATS never
-//! sell a seat or fill a backfill place twice, but do not pool their tickets yet.
+//! - [`pool`]: the matchmakers of an app pool their queue tickets in NATS KV, so players waiting
+//!   on different matchmakers are matched together; a match claims each ticket by
+//!   compare-and-set, so no ticket is in two matches.
+//!
+//! Several matchmakers on one NATS never sell a seat, fill a backfill place or match a ticket
+//! twice.
 
 pub mod matcher;
 pub mod matching;
+pub mod pool;
 pub mod profile;
 pub mod seating;
 pub mod tickets;
 
 pub use matcher::{Budget, MatchPlan, Waiting, form_matches};
 pub use matching::{Match, MatchMembers, MemberOf, Team};
+pub use pool::{Pooled, QueuePoolPlugin, RemoteTicket, TicketPool};
 pub use profile::{Expansion, QueueConfigError, QueueProfile, QueueProfiles, Rule};
 pub use seating::{MatchState, ServesMatch};
 pub use tickets::{QueueRefusal, QueueStats, QueueTicket, Queues};

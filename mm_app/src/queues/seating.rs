@@ -26,6 +26,13 @@ use bevygap_shared::schema::BackfillSlot;
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
 #[reflect(Component)]
 pub enum MatchState {
+    /// Claiming its pooled tickets (see [`super::pool`]) before it looks for a server.
+    Claiming {
+        /// Claims still in flight.
+        pending: u32,
+        /// Whether a claim was lost (the match is then dissolved).
+        lost: bool,
+    },
     /// Looking for an empty ready server with room for every player, or asking for one.
     NeedsServer,
     /// The fleet is starting a server for it.
@@ -163,7 +170,7 @@ pub fn seat_matches(
             continue;
         }
         match *state {
-            MatchState::Seating { .. } => {}
+            MatchState::Seating { .. } | MatchState::Claiming { .. } => {}
             MatchState::Starting { deployment } => match deployments.get(deployment) {
                 Err(_) => fail_match(
                     &mut commands,
@@ -207,6 +214,7 @@ pub fn seat_matches(
                         matched,
                         &tickets,
                         Some(backfill),
+                        "the backfill it was filling changed",
                     );
                 }
             }
@@ -498,7 +506,14 @@ pub fn apply_match_seats(
             commands.entity(deployment).remove::<ServesMatch>();
             if backfill.is_some() {
                 // Its seats went elsewhere: the server asks again with what is still open.
-                dissolve(&mut commands, match_entity, matched, &members, backfill);
+                dissolve(
+                    &mut commands,
+                    match_entity,
+                    matched,
+                    &members,
+                    backfill,
+                    "the backfill it was filling changed",
+                );
             } else {
                 *state = MatchState::NeedsServer;
             }
@@ -533,18 +548,16 @@ pub fn apply_match_seats(
 }
 
 /// Puts a match's tickets back in their queue and ends the match (a backfill that can no longer
-/// be filled as it was asked).
-fn dissolve(
+/// be filled as it was asked, or a pooled ticket claimed by another matchmaker first).
+pub(crate) fn dissolve(
     commands: &mut Commands,
     match_entity: Entity,
     matched: &Match,
     tickets: &[Entity],
     backfill: Option<&BackfillFor>,
+    reason: &str,
 ) {
-    info!(
-        "match `{}`: the backfill it was filling changed; its tickets wait again",
-        matched.id
-    );
+    info!("match `{}`: {reason}; its tickets wait again", matched.id);
     for ticket in tickets {
         commands
             .entity(*ticket)
