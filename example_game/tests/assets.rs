@@ -73,6 +73,18 @@ async fn a_game_server_keeps_its_lease_but_cannot_touch_the_fleet_or_other_apps(
         fleet.is_err(),
         "game servers cannot create the fleet bucket"
     );
+    // The pooled queue tickets (with their players' connect tokens) are the matchmakers' alone.
+    let pool = ensure_bucket(matchmaker.jetstream(), &BucketSpec::queue_tickets(&names))
+        .await
+        .unwrap();
+    pool.put("t-1", "{}".into()).await.unwrap();
+    assert!(pool.entry("t-1").await.unwrap().is_some());
+    assert!(
+        open_bucket(js, &names.queue_tickets_bucket())
+            .await
+            .is_err(),
+        "game servers cannot open the pooled queue tickets"
+    );
     let other_app = AppNames::new("someone-elses-game").unwrap();
     assert!(
         ensure_bucket(js, &BucketSpec::leases(&other_app))
