@@ -122,6 +122,7 @@ impl Plugin for MatchmakerCorePlugin {
             .register_type::<crate::queues::ServesMatch>()
             .register_type::<crate::queues::seating::MatchServer>()
             .register_type::<crate::queues::seating::MatchHost>()
+            .register_type::<crate::queues::seating::LostSeatRace>()
             .register_type::<crate::queues::matching::BackfillSince>()
             .add_observer(track_ticket)
             .register_type::<Ticket>()

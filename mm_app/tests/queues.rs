@@ -158,8 +158,11 @@ fn a_seat_lost_to_another_matchmaker_frees_the_match_seats_and_it_looks_again() 
     // The three seats it did get are freed; the server no longer has room for four.
     h.tick();
     assert_eq!(h.seats("dep-a").unwrap().reserved, 1);
-    // A second server arrives: the match goes there.
+    // It waits a moment for the server to come back, then asks the fleet for one with room;
+    // a second server arrives and the match goes there.
     h.tick();
+    assert!(h.allocations.is_empty(), "no new server at once");
+    h.step(bevygap_matchmaker::queues::seating::SEAT_RACE_SETTLE);
     let asked = h.allocations.len();
     assert_eq!(asked, 1, "the fleet is asked for a server with room");
     h.finish_allocation(0, Ok("dep-b"));

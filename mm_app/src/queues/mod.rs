@@ -33,7 +33,7 @@ pub mod tickets;
 
 pub use matcher::{Budget, MatchPlan, Waiting, form_matches};
 pub use matching::{Match, MatchMembers, MemberOf, Team};
-pub use pool::{Pooled, QueuePoolPlugin, RemoteTicket, TicketPool};
+pub use pool::{PoolCorePlugin, Pooled, QueuePoolPlugin, RemoteTicket, TicketPool};
 pub use profile::{Expansion, QueueConfigError, QueueProfile, QueueProfiles, Rule};
 pub use seating::{MatchState, ServesMatch};
 pub use tickets::{QueueRefusal, QueueStats, QueueTicket, Queues};

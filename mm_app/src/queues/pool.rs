@@ -210,9 +210,9 @@ pub struct PoolStore(pub kv::Store);
 
 impl Plugin for QueuePoolPlugin {
     fn build(&self, app: &mut App) {
-        app.add_message::<PoolWrite>()
-            .add_message::<PoolWritten>()
-            .add_message::<PoolChanged>();
+        app.add_plugins(PoolCorePlugin {
+            instance: self.instance.clone(),
+        });
         add_inbox::<PoolWritten>(app);
         add_inbox::<PoolChanged>(app);
         let runtime = app.world().resource::<AsyncRuntime>().0.clone();
@@ -228,8 +228,25 @@ impl Plugin for QueuePoolPlugin {
             );
             runtime.spawn(forward_pool(watch, changes));
         }
-        app.insert_resource(TicketPool::new(self.instance.clone()))
-            .insert_resource(PoolStore(self.store.clone()))
+        app.insert_resource(PoolStore(self.store.clone()))
+            .add_systems(Update, write_pool.in_set(CoreSystems::Effects));
+    }
+}
+
+/// The pool's decisions without I/O: publishing, mirroring, claiming, releasing and answering
+/// through [`PoolWrite`], [`PoolWritten`] and [`PoolChanged`] messages (added by
+/// [`QueuePoolPlugin`], which carries them to and from NATS).
+pub struct PoolCorePlugin {
+    /// This matchmaker's presence id.
+    pub instance: String,
+}
+
+impl Plugin for PoolCorePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<PoolWrite>()
+            .add_message::<PoolWritten>()
+            .add_message::<PoolChanged>()
+            .insert_resource(TicketPool::new(self.instance.clone()))
             .register_type::<RemoteTicket>()
             .add_observer(delete_answered)
             .add_systems(
@@ -246,7 +263,6 @@ impl Plugin for QueuePoolPlugin {
                     (publish_tickets, release_claims, forward_answers)
                         .chain()
                         .in_set(CoreSystems::Expire),
-                    write_pool.in_set(CoreSystems::Effects),
                 ),
             );
     }

@@ -4,6 +4,8 @@
 //! seat of the match is stored; a seat lost to another matchmaker frees the match's other seats
 //! and the match looks for a server again on the fresh state.
 
+use std::time::Duration;
+
 use bevy::prelude::*;
 use bevygap_shared::protocol::ErrorCode;
 use bevygap_shared::protocol::channel::{MatchResult, MatchStage, MatchedSessions, SessionInfo};
@@ -108,6 +110,16 @@ pub struct StoredSeat {
 #[derive(Component, Debug, Clone, Default)]
 pub struct StoredSeats(pub Vec<Option<StoredSeat>>);
 
+/// How long a match that lost a seat race waits for a server with room before it asks the fleet
+/// for a new one: the server it lost usually comes back within milliseconds, when the other
+/// matchmaker's match frees the seats it won there (both lost one), and a new server costs.
+pub const SEAT_RACE_SETTLE: Duration = Duration::from_secs(1);
+
+/// On a match that lost a seat race: when (app elapsed time).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Reflect)]
+#[reflect(Component)]
+pub struct LostSeatRace(pub Duration);
+
 /// A ready deployment a match may take, as seen by one pass.
 struct Room {
     entity: Entity,
@@ -120,6 +132,7 @@ type MatchQuery<'a> = (
     &'a mut MatchState,
     Option<&'a MatchMembers>,
     Option<&'a BackfillFor>,
+    Option<&'a LostSeatRace>,
 );
 type DeploymentQuery<'a> = (
     Entity,
@@ -144,7 +157,7 @@ pub fn seat_matches(
     members: Query<(&Ticket, &QueueTicket, &Team, &TicketResponder)>,
 ) {
     let now = time.elapsed();
-    for (match_entity, matched, mut state, tickets, backfill) in &mut matches {
+    for (match_entity, matched, mut state, tickets, backfill, lost_race) in &mut matches {
         let tickets: Vec<Entity> = tickets.map(|m| m.iter().collect()).unwrap_or_default();
         if tickets.is_empty() {
             // Every ticket left (cancelled): nothing to seat.
@@ -236,7 +249,9 @@ pub fn seat_matches(
                         entity,
                         capacity: seats.capacity,
                     })
-                    .min_by_key(|room| (room.capacity, room.entity));
+                    // The smallest server that fits; among equals, one that depends on the
+                    // match, so the matches of several matchmakers rarely race for one server.
+                    .min_by_key(|room| (room.capacity, spread(&matched.id, room.entity)));
                 match room {
                     Some(room) => {
                         *state = take_seats(
@@ -252,6 +267,11 @@ pub fn seat_matches(
                             None,
                             &mut deployments,
                         );
+                    }
+                    None if lost_race
+                        .is_some_and(|at| now.saturating_sub(at.0) < SEAT_RACE_SETTLE) =>
+                    {
+                        // The server it lost may come back: wait a moment before a new one.
                     }
                     None => {
                         let capacity = placement.0.expected_capacity.max(matched.players);
@@ -298,6 +318,14 @@ pub fn seat_matches(
             }
         }
     }
+}
+
+/// A number that orders rooms of equal capacity differently for each match.
+fn spread(match_id: &str, room: Entity) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (match_id, room.index()).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Claims `deployment` for the match and asks for one seat per player, each player's token
@@ -401,6 +429,7 @@ fn take_seats(
 #[allow(clippy::too_many_arguments)]
 pub fn apply_match_seats(
     mut commands: Commands,
+    time: Res<Time>,
     mut stored: MessageReader<ReservationStored>,
     mut free: MessageWriter<FreeSeat>,
     mut dirty: ResMut<PlacementDirty>,
@@ -504,6 +533,9 @@ pub fn apply_match_seats(
                 }
             }
             commands.entity(deployment).remove::<ServesMatch>();
+            commands
+                .entity(match_entity)
+                .insert(LostSeatRace(time.elapsed()));
             if backfill.is_some() {
                 // Its seats went elsewhere: the server asks again with what is still open.
                 dissolve(

@@ -82,6 +82,8 @@ pub struct CoreHarness {
     pub closes: Vec<CloseDeployment>,
     pub frees: Vec<FreeSeat>,
     pub purges: Vec<PurgeDeployment>,
+    /// Writes to the pooled queue tickets (with the pool's core plugin).
+    pub pool_writes: Vec<bevygap_matchmaker::queues::pool::PoolWrite>,
     /// The seat ledger this core writes to (its own, unless shared by a test).
     pub ledger: LedgerModel,
     /// How many of the ledger's changes this core has seen.
@@ -90,6 +92,11 @@ pub struct CoreHarness {
 
 impl CoreHarness {
     pub fn new(config: PlacementConfig) -> Self {
+        Self::with(config, |_| {})
+    }
+
+    /// A core with more plugins or resources, added by `extra` before the app is finished.
+    pub fn with(config: PlacementConfig, extra: impl FnOnce(&mut App)) -> Self {
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .add_plugins(MatchmakerCorePlugin {
@@ -101,6 +108,7 @@ impl CoreHarness {
                     timeout_seconds: 5,
                 },
             });
+        extra(&mut app);
         let now = Instant::now();
         app.insert_resource(TimeUpdateStrategy::ManualInstant(now));
         app.finish();
@@ -119,6 +127,7 @@ impl CoreHarness {
             closes: Vec::new(),
             frees: Vec::new(),
             purges: Vec::new(),
+            pool_writes: Vec::new(),
             ledger: LedgerModel::default(),
             seen: 0,
         };
@@ -154,6 +163,11 @@ impl CoreHarness {
             .extend(world.resource_mut::<Messages<FreeSeat>>().drain());
         self.purges
             .extend(world.resource_mut::<Messages<PurgeDeployment>>().drain());
+        if let Some(mut writes) =
+            world.get_resource_mut::<Messages<bevygap_matchmaker::queues::pool::PoolWrite>>()
+        {
+            self.pool_writes.extend(writes.drain());
+        }
     }
 
     /// Delivers the ledger changes this core has not seen yet (its KV watch).
