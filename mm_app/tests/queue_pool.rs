@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use bevygap_matchmaker::app::FleetChoice;
 use bevygap_matchmaker::intake::limits::Limits;
@@ -176,18 +177,35 @@ async fn players_spread_over_two_matchmakers_are_each_matched_once() {
     let urls: Vec<String> = (0..PLAYERS)
         .map(|i| matchmakers[i % 2].seed_url())
         .collect();
-    let conversations = join_all(
-        urls.iter()
-            .map(|url| async move { seed_conversation(url, &duel()).await.0 }),
-    );
+    let heard: Vec<Arc<Mutex<Vec<SeedResponse>>>> = (0..PLAYERS).map(|_| Arc::default()).collect();
+    let conversations = join_all(urls.iter().zip(&heard).map(|(url, heard)| async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::Text(duel().into())).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            match message {
+                Message::Text(text) => heard
+                    .lock()
+                    .unwrap()
+                    .push(SeedResponse::parse(text.as_str()).unwrap()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        heard.lock().unwrap().clone()
+    }));
     let Ok(replies) = tokio::time::timeout(WAIT / 2, conversations).await else {
         let mut views = Vec::new();
         for port in &ports {
             views.push(rpc(*port, "bevygap/summary", serde_json::Value::Null).await);
         }
-        panic!("not every player was answered; the matchmakers see {views:#?}");
+        let heard: Vec<Vec<SeedResponse>> =
+            heard.iter().map(|h| h.lock().unwrap().clone()).collect();
+        panic!(
+            "not every player was answered: they heard {heard:#?}; the matchmakers see {views:#?}"
+        );
     };
-
     // Every player is matched; each server holds exactly one duel, one player per team.
     let mut by_server: HashMap<(String, u16), Vec<u32>> = HashMap::new();
     for reply in &replies {

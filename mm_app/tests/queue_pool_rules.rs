@@ -286,3 +286,29 @@ fn the_tickets_of_a_matchmaker_that_is_not_running_are_left_alone() {
     assert_eq!(h.count::<Match>(), 0);
     assert!(claims(&writes(&mut h)).is_empty());
 }
+
+#[test]
+fn a_late_write_reply_never_undoes_a_claim_the_watch_already_showed() {
+    let mut h = harness(&[OTHER]);
+    h.request_queue(MINE, duel());
+    h.tick();
+    let published = writes(&mut h);
+    // The watch shows our ticket stored, then claimed by the other matchmaker, before the reply
+    // to our own write arrives.
+    let mut mine = theirs(&h, 0);
+    mine.ticket_id = MINE.into();
+    mine.owner = ME.into();
+    changed(&mut h, 1, mine.clone());
+    mine.state = PoolState::Claimed {
+        by: OTHER.into(),
+        match_id: "m-0000000000000001".into(),
+    };
+    changed(&mut h, 2, mine);
+    answer(&mut h, &published[0], Ok(1));
+    // A younger ticket of theirs arrives: ours is claimed, so no match here.
+    let record = theirs(&h, 5);
+    changed(&mut h, 3, record);
+    h.tick();
+    assert_eq!(h.count::<Match>(), 0);
+    assert!(claims(&writes(&mut h)).is_empty(), "never claimed twice");
+}

@@ -427,8 +427,11 @@ pub fn apply_pool_writes(
         if let Ok(mut pooled) = tickets.get_mut(ticket) {
             pooled.writing = false;
             match (result, reply) {
+                // The watch already brought a later write (another matchmaker's claim, say):
+                // keep that, never the state this write left.
+                (Ok(revision), _) if *revision < pooled.revision => {}
                 (Ok(revision), _) => {
-                    pooled.revision = pooled.revision.max(*revision);
+                    pooled.revision = *revision;
                     pooled.record.state = match reply {
                         PoolReply::Claimed { of, .. } => PoolState::Claimed {
                             by: pool.instance.clone(),
