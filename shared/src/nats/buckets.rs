@@ -109,12 +109,9 @@ impl BucketSpec {
         }
     }
 
-    /// How long a pooled ticket lives at most: longer than any queue's max wait plus the time to
-    /// seat its match (queue profiles are refused above [`Self::MAX_QUEUE_WAIT`]).
-    pub const POOLED_TICKET_TTL: Duration = Duration::from_secs(3600);
-
-    /// The longest max wait a queue profile may set.
-    pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1800);
+    /// How long a pooled ticket lives at most: longer than the longest max wait a queue profile
+    /// may set (an hour) plus the time to seat its match.
+    pub const POOLED_TICKET_TTL: Duration = Duration::from_secs(2 * 3600);
 
     /// Live matchmakers: an entry lapses [`Self::PRESENCE_TTL`] after its process's last
     /// heartbeat.
