@@ -179,6 +179,19 @@ impl Reconciler {
         self.listing.is_some()
     }
 
+    /// Feeds one watch event; returns the keys to report as removed, each with the revision of
+    /// its removal (0 for a key a re-list no longer shows).
+    pub(crate) fn removals(&mut self, event: &WatchEvent) -> Vec<(String, u64)> {
+        let revision = match event {
+            WatchEvent::Removed { revision, .. } => *revision,
+            _ => 0,
+        };
+        self.apply(event)
+            .into_iter()
+            .map(|key| (key, revision))
+            .collect()
+    }
+
     /// Feeds one watch event; returns the keys to report as removed.
     pub(crate) fn apply(&mut self, event: &WatchEvent) -> Vec<String> {
         match event {
@@ -255,17 +268,13 @@ async fn forward_seats(
 ) {
     let mut reconciler = Reconciler::default();
     while let Some(event) = watch.events.recv().await {
-        let removed_revision = match &event {
-            WatchEvent::Removed { revision, .. } => *revision,
-            _ => 0,
-        };
-        for key in reconciler.apply(&event) {
+        for (key, revision) in reconciler.removals(&event) {
             if let Some((deployment, seat)) = parse_seat_key(&key) {
                 changes
                     .send(SeatChanged {
                         deployment_id: deployment.to_string(),
                         seat,
-                        revision: removed_revision,
+                        revision,
                         record: None,
                     })
                     .await;

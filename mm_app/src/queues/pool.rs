@@ -104,6 +104,11 @@ impl Pooled {
     }
 }
 
+/// On a pooled ticket whose publish or release must be written again (NATS failed it, or its
+/// key vanished): only these are looked at again, not every waiting ticket each frame.
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct PoolRetry;
+
 /// A mirror of a ticket another matchmaker owns: its client waits there. Matched here like any
 /// other; its answer goes into its pooled record.
 #[derive(Component, Debug, Clone, Copy, Default, Reflect)]
@@ -294,38 +299,36 @@ fn own_record(pool: &TicketPool, ticket: &Ticket, queued: &mut QueueTicket) -> P
     }
 }
 
-/// Publishes each own queue ticket (again, when NATS failed the last try).
+/// Publishes each new own queue ticket, and again those whose publish is due once more.
+#[allow(clippy::type_complexity)]
 pub fn publish_tickets(
     mut commands: Commands,
     pool: Res<TicketPool>,
     time: Res<Time>,
     mut writes: MessageWriter<PoolWrite>,
-    mut tickets: Query<
-        (Entity, &Ticket, &mut QueueTicket, Option<&mut Pooled>),
-        Without<RemoteTicket>,
-    >,
+    mut new: Query<(Entity, &Ticket, &mut QueueTicket), (Without<Pooled>, Without<RemoteTicket>)>,
+    mut again: Query<(Entity, &mut Pooled), (With<PoolRetry>, Without<RemoteTicket>)>,
 ) {
     let now = time.elapsed();
-    for (entity, ticket, mut queued, pooled) in &mut tickets {
-        let record = match pooled {
-            None => {
-                let record = own_record(&pool, ticket, &mut queued);
-                commands.entity(entity).insert(Pooled {
-                    record: record.clone(),
-                    revision: 0,
-                    writing: true,
-                    retry_at: now,
-                });
-                record
-            }
-            Some(mut pooled)
-                if pooled.revision == 0 && !pooled.writing && now >= pooled.retry_at =>
-            {
-                pooled.writing = true;
-                pooled.record.clone()
-            }
-            Some(_) => continue,
-        };
+    let mut records = Vec::new();
+    for (entity, ticket, mut queued) in &mut new {
+        let record = own_record(&pool, ticket, &mut queued);
+        commands.entity(entity).insert(Pooled {
+            record: record.clone(),
+            revision: 0,
+            writing: true,
+            retry_at: now,
+        });
+        records.push((entity, record));
+    }
+    for (entity, mut pooled) in &mut again {
+        if pooled.revision == 0 && !pooled.writing && now >= pooled.retry_at {
+            pooled.writing = true;
+            commands.entity(entity).remove::<PoolRetry>();
+            records.push((entity, pooled.record.clone()));
+        }
+    }
+    for (entity, record) in records {
         writes.write(PoolWrite {
             key: record.ticket_id.clone(),
             op: PoolOp::Create(Box::new(record)),
@@ -375,22 +378,28 @@ pub fn claim_matches(
 }
 
 /// Gives back the claims on tickets that are waiting again (their match was dissolved).
+#[allow(clippy::type_complexity)]
 pub fn release_claims(
+    mut commands: Commands,
     pool: Res<TicketPool>,
     time: Res<Time>,
     mut writes: MessageWriter<PoolWrite>,
-    mut tickets: Query<(Entity, &TicketState, &mut Pooled)>,
+    mut tickets: Query<
+        (Entity, &TicketState, &mut Pooled),
+        Or<(Changed<TicketState>, With<PoolRetry>)>,
+    >,
 ) {
     let now = time.elapsed();
     for (ticket, state, mut pooled) in &mut tickets {
-        if *state != TicketState::InQueue
-            || pooled.writing
-            || now < pooled.retry_at
-            || !pooled.record.claimed_by(&pool.instance)
-        {
+        if *state != TicketState::InQueue || !pooled.record.claimed_by(&pool.instance) {
+            continue;
+        }
+        if pooled.writing || now < pooled.retry_at {
+            commands.entity(ticket).insert(PoolRetry);
             continue;
         }
         pooled.writing = true;
+        commands.entity(ticket).remove::<PoolRetry>();
         writes.write(PoolWrite {
             key: pooled.record.ticket_id.clone(),
             op: PoolOp::Update {
@@ -426,11 +435,11 @@ pub fn apply_pool_writes(
         | PoolReply::Released { ticket }) = *reply;
         if let Ok(mut pooled) = tickets.get_mut(ticket) {
             pooled.writing = false;
-            match (result, reply) {
+            match result {
                 // The watch already brought a later write (another matchmaker's claim, say):
                 // keep that, never the state this write left.
-                (Ok(revision), _) if *revision < pooled.revision => {}
-                (Ok(revision), _) => {
+                Ok(revision) if *revision < pooled.revision => {}
+                Ok(revision) => {
                     pooled.revision = *revision;
                     pooled.record.state = match reply {
                         PoolReply::Claimed { of, .. } => PoolState::Claimed {
@@ -444,7 +453,7 @@ pub fn apply_pool_writes(
                     };
                     queues.dirty = true;
                 }
-                (Err(PoolWriteError::Unavailable(error)), _) => {
+                Err(PoolWriteError::Unavailable(error)) => {
                     warn!(
                         "queue ticket `{}` not written to the pool: {error}; retrying in {}s",
                         pooled.record.ticket_id,
@@ -452,10 +461,13 @@ pub fn apply_pool_writes(
                     );
                     pooled.retry_at = now + RETRY_AFTER;
                 }
-                (Err(PoolWriteError::Conflict(_)), _) => {
+                Err(PoolWriteError::Conflict(_)) => {
                     // The watch brings the record as it is now.
                     pooled.retry_at = now + RETRY_AFTER.min(super::matching::QUEUE_TICK);
                 }
+            }
+            if result.is_err() && !matches!(reply, PoolReply::Claimed { .. }) {
+                commands.entity(ticket).insert(PoolRetry);
             }
         }
         let PoolReply::Claimed { of, .. } = *reply else {
@@ -581,13 +593,14 @@ pub fn apply_pool_changes(
                 Some((entity, (_, _, _, _, true))) => {
                     commands.entity(entity).despawn();
                 }
-                Some((_, (ticket, _, mut pooled, _, false))) if !pooled.writing => {
+                Some((entity, (ticket, _, mut pooled, _, false))) if !pooled.writing => {
                     warn!(
                         "queue ticket `{}` vanished from the pool while waiting; publishing it again",
                         ticket.id
                     );
                     pooled.revision = 0;
                     pooled.record.state = PoolState::Waiting;
+                    commands.entity(entity).insert(PoolRetry);
                 }
                 _ => {}
             }
@@ -845,15 +858,11 @@ async fn forward_pool(
 ) {
     let mut reconciler = Reconciler::default();
     while let Some(event) = watch.events.recv().await {
-        let removed_revision = match &event {
-            WatchEvent::Removed { revision, .. } => *revision,
-            _ => 0,
-        };
-        for key in reconciler.apply(&event) {
+        for (key, revision) in reconciler.removals(&event) {
             changes
                 .send(PoolChanged {
                     key,
-                    revision: removed_revision,
+                    revision,
                     record: None,
                 })
                 .await;
